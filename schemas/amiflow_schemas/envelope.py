@@ -1,0 +1,189 @@
+"""The envelope every event travels in, and the one way to encode and decode it."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Generic, Self, TypeVar
+from uuid import UUID
+
+import pydantic_core
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    PositiveInt,
+    SerializeAsAny,
+    ValidationError,
+    model_validator,
+)
+
+from amiflow_schemas.payload import EventPayload
+from amiflow_schemas.primitives import EventTypeName, Identifier, ServiceName
+from amiflow_schemas.registry import EVENT_TYPES, upcasters_from
+
+P = TypeVar("P", bound=EventPayload)
+
+HEADER_EVENT_TYPE = "event_type"
+HEADER_EVENT_VERSION = "event_version"
+HEADER_TENANT_ID = "tenant_id"
+HEADER_EVENT_ID = "event_id"
+
+_MAX_REASON_CHARS = 1000
+_ERRORS_IN_REASON = 3
+
+
+class Envelope(BaseModel, Generic[P]):
+    """One event: who, when, why, and the typed payload; ``Envelope[ReadingReceived]`` etc."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: UUID  # unique per event; consumers' inboxes deduplicate on it
+    event_type: EventTypeName
+    event_version: PositiveInt
+    tenant_id: Identifier
+    key: Identifier  # the Kafka key: meter id, account id or device id (see topics.py)
+    occurred_at: AwareDatetime  # event time: when it happened in the world
+    recorded_at: AwareDatetime  # when the producer recorded it
+    producer: ServiceName
+    correlation_id: UUID  # the first event of the chain (e.g. the HTTP request's reading)
+    causation_id: UUID | None  # the event this one was decided from; None at the edge
+    # SerializeAsAny: an Envelope built without a type parameter still writes every payload field.
+    payload: SerializeAsAny[P]
+
+    @model_validator(mode="after")
+    def _names_its_payload(self) -> Self:
+        cls = type(self.payload)
+        declared = (getattr(cls, "EVENT_TYPE", None), getattr(cls, "EVENT_VERSION", None))
+        if declared != (self.event_type, self.event_version):
+            raise ValueError(
+                f"envelope says {self.event_type} v{self.event_version} but the payload is "
+                f"{cls.__name__} ({declared[0]} v{declared[1]})"
+            )
+        return self
+
+
+@functools.cache
+def envelope_model(payload_cls: type[P]) -> type[Envelope[P]]:
+    """The envelope class parametrised with ``payload_cls`` (cached)."""
+    return Envelope[payload_cls]  # type: ignore[valid-type]
+
+
+def new_envelope(
+    payload: P,
+    *,
+    event_id: UUID,
+    tenant_id: str,
+    key: str,
+    occurred_at: Any,
+    recorded_at: Any,
+    producer: str,
+    correlation_id: UUID | None = None,
+    causation_id: UUID | None = None,
+) -> Envelope[P]:
+    """Wrap ``payload``; the correlation id defaults to the event's own id (a chain's start)."""
+    return envelope_model(type(payload))(
+        event_id=event_id,
+        event_type=payload.EVENT_TYPE,
+        event_version=payload.EVENT_VERSION,
+        tenant_id=tenant_id,
+        key=key,
+        occurred_at=occurred_at,
+        recorded_at=recorded_at,
+        producer=producer,
+        correlation_id=event_id if correlation_id is None else correlation_id,
+        causation_id=causation_id,
+        payload=payload,
+    )
+
+
+def encode_event(envelope: Envelope[Any]) -> bytes:
+    """Compact UTF-8 JSON of ``envelope``; decimals as strings, datetimes as ISO 8601."""
+    return type(envelope).__pydantic_serializer__.to_json(envelope)
+
+
+def envelope_headers(envelope: Envelope[Any]) -> list[tuple[str, bytes]]:
+    """Kafka headers that let consumers and DLQ tools route a record without parsing it."""
+    return [
+        (HEADER_EVENT_TYPE, envelope.event_type.encode()),
+        (HEADER_EVENT_VERSION, str(envelope.event_version).encode()),
+        (HEADER_TENANT_ID, envelope.tenant_id.encode()),
+        (HEADER_EVENT_ID, str(envelope.event_id).encode()),
+    ]
+
+
+class EventDecodeError(ValueError):
+    """Bytes that are not a valid event of a known type and version; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode_event(raw: bytes) -> Envelope[EventPayload]:
+    """Parse ``raw`` once, upcast an old version, validate; any problem is an EventDecodeError."""
+    try:
+        document = pydantic_core.from_json(raw, allow_inf_nan=False)
+    except (ValueError, TypeError) as exc:
+        raise EventDecodeError(_truncate(f"not JSON: {exc}")) from None
+    if not isinstance(document, dict):
+        raise EventDecodeError(f"expected a JSON object, got {type(document).__name__}")
+    payload_cls, document = _current_form(document)
+    try:
+        return envelope_model(payload_cls).model_validate(document)
+    except ValidationError as exc:
+        raise EventDecodeError(_validation_reason(payload_cls, exc)) from None
+
+
+def _current_form(document: dict[str, Any]) -> tuple[type[EventPayload], dict[str, Any]]:
+    event_type = document.get("event_type")
+    version = document.get("event_version")
+    if not isinstance(event_type, str):
+        raise EventDecodeError(f"event_type must be a string, got {_describe(event_type)}")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise EventDecodeError(f"event_version must be an integer, got {_describe(version)}")
+    payload_cls = EVENT_TYPES.get(event_type)
+    if payload_cls is None:
+        raise EventDecodeError(_truncate(f"unknown event type {event_type!r}"))
+    current = payload_cls.EVENT_VERSION
+    if version == current:
+        return payload_cls, document
+    if version > current or version < 1:
+        # A newer version comes from a producer deployed ahead of this consumer: dead-letter it
+        # and replay after upgrading, rather than guess at fields this code does not know.
+        raise EventDecodeError(
+            f"{event_type} v{version} is not known here (current v{current}); upgrade the consumer"
+        )
+    return payload_cls, _upcast(document, event_type, version, current)
+
+
+def _upcast(document: dict[str, Any], event_type: str, version: int, current: int) -> dict[str, Any]:
+    payload = document.get("payload")
+    if not isinstance(payload, dict):
+        raise EventDecodeError(f"payload must be a JSON object, got {_describe(payload)}")
+    try:
+        for step in upcasters_from(event_type, version):
+            payload = step(payload)
+    except Exception as exc:  # an upcaster meets arbitrary old JSON; any failure is the data's
+        raise EventDecodeError(
+            _truncate(f"cannot upcast {event_type} v{version} to v{current}: {exc!r}")
+        ) from None
+    return {**document, "event_version": current, "payload": payload}
+
+
+def _validation_reason(payload_cls: type[EventPayload], exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    shown = "; ".join(
+        f"{'.'.join(str(part) for part in e['loc']) or '(envelope)'}: {e['msg']}"
+        for e in errors[:_ERRORS_IN_REASON]
+    )
+    more = f" (+{len(errors) - _ERRORS_IN_REASON} more)" if len(errors) > _ERRORS_IN_REASON else ""
+    name = f"{payload_cls.EVENT_TYPE} v{payload_cls.EVENT_VERSION}"
+    return _truncate(f"invalid {name}: {len(errors)} error(s): {shown}{more}")
+
+
+def _describe(value: object) -> str:
+    return "nothing" if value is None else _truncate(f"{type(value).__name__} {value!r}", 80)
+
+
+def _truncate(text: str, limit: int = _MAX_REASON_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

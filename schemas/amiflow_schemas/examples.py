@@ -1,0 +1,243 @@
+"""One realistic, fixed example of every event, for the AsyncAPI document and for tests."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid5
+
+from amiflow_schemas import events as ev
+from amiflow_schemas.envelope import Envelope, new_envelope
+from amiflow_schemas.events import alarms, billing, commands, devices, notifications, readings
+from amiflow_schemas.payload import EventPayload
+from amiflow_schemas.primitives import ReadingSource, RelayState, Unit, Utility, ValveState
+from amiflow_schemas.registry import EVENT_TYPES
+from amiflow_schemas.topics import topic_for_event
+
+CST = timezone(timedelta(hours=8), "CST")
+AT = datetime(2026, 7, 1, 12, 0, tzinfo=CST)
+_NAMESPACE = UUID("6f1c8a3e-2b4d-4e8f-9a7c-1d2e3f405162")
+
+
+def example_id(name: str) -> UUID:
+    """A stable UUID for an example object, so generated files never change by themselves."""
+    return uuid5(_NAMESPACE, name)
+
+
+def _total(value: str, unit: Unit = Unit.M3) -> readings.RegisterValue:
+    return readings.RegisterValue(register="total", value=Decimal(value), unit=unit)
+
+
+def _meters() -> tuple[billing.AccountMeter, ...]:
+    return (
+        billing.AccountMeter(meter_id="WM-000012345678", utility=Utility.WATER),
+        billing.AccountMeter(meter_id="EM-123456789012", utility=Utility.ELECTRICITY),
+    )
+
+
+def _readings() -> list[EventPayload]:
+    validated: dict[str, Any] = dict(
+        meter_id="WM-000012345678",
+        utility=Utility.WATER,
+        measured_at=AT,
+        registers=(_total("102.40"),),
+        consumption=Decimal("2.40"),
+        consumption_unit=Unit.M3,
+        previous_measured_at=AT - timedelta(days=1),
+        source_event_id=example_id("ReadingReceived"),
+    )
+    return [
+        ev.ReadingReceived(
+            meter_id="WM-000012345678",
+            utility=Utility.WATER,
+            measured_at=AT,
+            registers=(_total("102.40"),),
+            source=ReadingSource.DTU,
+            gateway_id="DTU-861234567890123",
+        ),
+        ev.ReadingValidated(**validated, status=readings.ValidationStatus.ACTUAL,
+                            estimation_method=None),
+        ev.ReadingCorrected(
+            **validated,
+            status=readings.ValidationStatus.ESTIMATED,
+            estimation_method=readings.EstimationMethod.REGISTER_SPREAD,
+            reading_version=2,
+            supersedes_event_id=example_id("ReadingValidated"),
+            correction_reason=readings.CorrectionReason.RE_ESTIMATED,
+        ),
+    ]
+
+
+def _devices() -> list[EventPayload]:
+    return [
+        ev.DeviceStatusReported(
+            meter_id="WM-000012345678",
+            utility=Utility.WATER,
+            reported_at=AT,
+            valve=ValveState.OPEN,
+            relay=None,
+            battery=devices.BatteryStatus(
+                level=devices.BatteryLevel.LOW, voltage_v=Decimal("3.1"), remaining_percent=None
+            ),
+            alarms=(devices.DeviceAlarmFlag.MAGNETIC_TAMPER,),
+            status_word_hex="0400",
+            gateway_id="DTU-861234567890123",
+        ),
+        ev.FrameRejected(
+            source=ReadingSource.DTU,
+            source_id="DTU-861234567890123",
+            meter_id=None,
+            protocol=devices.FrameProtocol.CJT188,
+            reason=devices.RejectionReason.CHECKSUM_MISMATCH,
+            detail="checksum 08, computed 13",
+            received_at=AT,
+            raw_hex="681033782010000000008116901f00",
+            raw_truncated=False,
+        ),
+    ]
+
+
+def _alarms() -> list[EventPayload]:
+    subject: dict[str, Any] = dict(
+        alarm_id=example_id("leak"),
+        alarm_type=alarms.AlarmType.CONTINUOUS_FLOW,
+        subject=alarms.AlarmSubject.METER,
+        subject_id="WM-000012345678",
+    )
+    return [
+        ev.AlarmRaised(
+            **subject,
+            severity=alarms.AlarmSeverity.WARNING,
+            utility=Utility.WATER,
+            rule_id="leak-24h@2026-01-01",
+            detected_at=AT,
+            window_start=AT - timedelta(hours=24),
+            window_end=AT,
+            observed_value=Decimal("0.006"),
+            threshold_value=Decimal("0.001"),
+            value_unit=alarms.MeasureUnit.M3_PER_HOUR,
+            description="flow in every hour of the last 24 h; lowest hour 6 L",
+        ),
+        ev.AlarmCleared(
+            **subject,
+            cleared_at=AT + timedelta(hours=3),
+            reason=alarms.ClearReason.CONDITION_ENDED,
+            cleared_by=None,
+        ),
+    ]
+
+
+def _billing() -> list[EventPayload]:
+    account: dict[str, Any] = dict(account_id="ACC-0001", currency="CNY")
+    balance: dict[str, Any] = dict(**account, meters=_meters())
+    tariff = "water-residential@2026-01-01"
+    return [
+        ev.ChargeApplied(  # billing.md R1: 5 m3 @ 5.00 + 5 m3 @ 7.00
+            **account,
+            kind=billing.ChargeKind.CONSUMPTION,
+            meter_id="WM-000012345678",
+            utility=Utility.WATER,
+            reading_event_id=example_id("ReadingValidated"),
+            period_start=AT - timedelta(days=1),
+            period_end=AT,
+            quantity=Decimal("10.00"),
+            quantity_unit=Unit.M3,
+            lines=(
+                billing.ChargeLine(tariff_version_id=tariff, tier=1, register=None,
+                                   quantity=Decimal("5.00"), unit_price=Decimal("5.00"),
+                                   cost=Decimal("25.0000")),
+                billing.ChargeLine(tariff_version_id=tariff, tier=2, register=None,
+                                   quantity=Decimal("5.00"), unit_price=Decimal("7.00"),
+                                   cost=Decimal("35.0000")),
+            ),
+            amount=Decimal("60.00"),
+            tier_period_cost=Decimal("935.0000"),
+        ),
+        ev.PaymentReceived(**account, channel=billing.PaymentChannel.WECHAT_PAY,
+                           provider_transaction_id="4200001234202607011234567890",
+                           amount=Decimal("50.00"), paid_at=AT),
+        ev.DailySettled(
+            **account,
+            settlement_date=date(2026, 7, 1),
+            time_zone="Asia/Shanghai",
+            opening_balance=Decimal("30.00"),
+            charges_total=Decimal("60.00"),
+            fixed_charges_total=Decimal("0.50"),
+            payments_total=Decimal("50.00"),
+            adjustments_total=Decimal("-5.00"),
+            closing_balance=Decimal("14.50"),
+            consumption=(billing.UtilityConsumption(utility=Utility.WATER,
+                                                    quantity=Decimal("10.00"), unit=Unit.M3),),
+        ),
+        ev.BalanceLow(**account, balance=Decimal("22.00"), threshold=Decimal("24.00"),
+                      average_daily_cost=Decimal("8.00"), entered_at=AT),  # billing.md B1
+        ev.BalanceDepleted(**balance, balance=Decimal("-0.50"), credit_limit=Decimal("0"),
+                           depleted_at=AT),  # billing.md B2
+        ev.BalanceRestored(**balance, balance=Decimal("49.50"), restore_threshold=Decimal("0"),
+                           restored_at=AT),  # billing.md B3
+    ]
+
+
+def _commands() -> list[EventPayload]:
+    relay: dict[str, Any] = dict(command_id=example_id("trip"), device_id="EM-123456789012")
+    issued: dict[str, Any] = dict(**relay, reason=commands.CommandReason.BALANCE_DEPLETED,
+                  requested_by="commands", account_id="ACC-0001", issued_at=AT,
+                  not_before=None, expires_at=AT + timedelta(days=1))
+    return [
+        ev.ValveCommandIssued(**{**issued, "command_id": example_id("close"),
+                                 "device_id": "WM-000012345678"},
+                              action=commands.ValveAction.CLOSE),
+        ev.RelayCommandIssued(**issued, action=commands.RelayAction.TRIP),
+        ev.CommandAcknowledged(**relay, acknowledged_at=AT, attempt=1,
+                               gateway_id="DTU-861234567890123", reported_valve_state=None,
+                               reply_hex=None),
+        ev.CommandConfirmed(**relay, confirmed_at=AT, valve_state=None,
+                            relay_state=RelayState.DISCONNECTED,
+                            read_back_event_id=example_id("DeviceStatusReported")),
+        ev.CommandFailed(**relay, failed_at=AT, reason=commands.FailureReason.UNAUTHORIZED,
+                         detail="abnormal reply DC, ERR 04: password wrong", attempts=3,
+                         device_error_code=4),
+        ev.CommandExpired(**relay, expired_at=AT + timedelta(days=1), attempts=5),
+    ]
+
+
+def _notifications() -> list[EventPayload]:
+    return [
+        ev.NotificationSent(
+            notification_id=example_id("sms"),
+            recipient_id="CONTACT-0001",
+            account_id="ACC-0001",
+            channel=notifications.NotificationChannel.SMS,
+            template=notifications.NotificationTemplate.BALANCE_LOW,
+            language="zh-CN",
+            destination_masked="138****5678",
+            trigger_event_id=example_id("BalanceLow"),
+            provider="aliyun-sms",
+            provider_message_id="SMS-20260701-0001",
+            sent_at=AT,
+            attempt=1,
+        )
+    ]
+
+
+def example_payloads() -> dict[str, EventPayload]:
+    """An example payload of every current event type, by event type."""
+    built = [*_readings(), *_devices(), *_alarms(), *_billing(), *_commands(), *_notifications()]
+    by_type = {payload.EVENT_TYPE: payload for payload in built}
+    return {name: by_type[name] for name in EVENT_TYPES if name in by_type}
+
+
+def example_envelope(payload: EventPayload, tenant_id: str = "tenant-demo") -> Envelope[EventPayload]:
+    """``payload`` in an envelope keyed as its topic says, with stable ids and times."""
+    topic = topic_for_event(payload.EVENT_TYPE)
+    return new_envelope(
+        payload,
+        event_id=example_id(payload.EVENT_TYPE),
+        tenant_id=tenant_id,
+        key=str(getattr(payload, topic.key)),
+        occurred_at=AT,
+        recorded_at=AT + timedelta(seconds=2),
+        producer=topic.producer,
+        causation_id=None,
+    )

@@ -1,0 +1,190 @@
+"""The topic registry: names, keys, partitions and retention of every Kafka topic amiflow uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from amiflow_schemas import events as ev
+
+FOREVER = -1
+DAY_MS = 24 * 60 * 60 * 1000
+
+CONSUMING_SERVICES = ("ingest", "vee", "billing", "commands", "notify")
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One Kafka topic: what it carries, how it is keyed and how long it keeps data."""
+
+    name: str
+    key: str  # what the Kafka key is: a payload field name, e.g. "meter_id"
+    partitions: int
+    cleanup_policy: Literal["delete", "compact"]
+    retention_ms: int  # -1 keeps data forever
+    event_types: tuple[str, ...]
+    producer: str  # the one service that writes it
+    description: str
+    public: bool  # part of the contract with downstream systems (AsyncAPI "public" tag)
+
+
+def _dead_letters(service: str) -> TopicSpec:
+    return TopicSpec(
+        name=f"amiflow.dlq.{service}",
+        key="original key",
+        partitions=3,
+        cleanup_policy="delete",
+        # A dead letter is the only copy of what could not be applied; it waits for a fix
+        # and a replay however long that takes ("nothing is lost").
+        retention_ms=FOREVER,
+        event_types=(),
+        producer=service,
+        description=(
+            f"Records {service} could not apply, raw bytes and original headers, plus dlq.* "
+            "headers saying why, from which topic/partition/offset and when."
+        ),
+        public=False,
+    )
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(
+        name="amiflow.ingest.readings",
+        key="meter_id",
+        partitions=12,
+        cleanup_policy="delete",
+        retention_ms=FOREVER,  # raw data is immutable and re-validated from here (vee.md §0)
+        event_types=(ev.ReadingReceived.EVENT_TYPE,),
+        producer="ingest",
+        description="Meter readings as received, before validation.",
+        public=True,
+    ),
+    TopicSpec(
+        name="amiflow.ingest.device-status",
+        key="meter_id",
+        partitions=12,  # as many as readings, so VEE can join the two by meter without repartitioning
+        cleanup_policy="delete",
+        retention_ms=FOREVER,
+        event_types=(ev.DeviceStatusReported.EVENT_TYPE,),
+        producer="ingest",
+        description="Valve, relay, battery and alarm bits reported by devices.",
+        public=False,
+    ),
+    TopicSpec(
+        name="amiflow.ingest.rejected-frames",
+        key="source_id",
+        partitions=3,
+        cleanup_policy="delete",
+        retention_ms=30 * DAY_MS,  # for diagnosing devices; the counts live on in metrics
+        event_types=(ev.FrameRejected.EVENT_TYPE,),
+        producer="ingest",
+        description="Frames and requests ingest could not understand, raw, with the reason.",
+        public=False,
+    ),
+    TopicSpec(
+        name="amiflow.vee.readings",
+        key="meter_id",
+        partitions=12,
+        cleanup_policy="delete",
+        retention_ms=FOREVER,
+        event_types=(ev.ReadingValidated.EVENT_TYPE, ev.ReadingCorrected.EVENT_TYPE),
+        producer="vee",
+        description="Validated, estimated and corrected readings with consumption: what bills.",
+        public=True,
+    ),
+    TopicSpec(
+        name="amiflow.vee.alarms",
+        key="subject_id",
+        partitions=6,
+        cleanup_policy="delete",
+        retention_ms=FOREVER,
+        event_types=(ev.AlarmRaised.EVENT_TYPE, ev.AlarmCleared.EVENT_TYPE),
+        producer="vee",
+        description="Leak, burst, tamper, consumption and district alarms, raised and cleared.",
+        public=True,
+    ),
+    TopicSpec(
+        name="amiflow.billing.ledger",
+        key="account_id",
+        partitions=12,
+        cleanup_policy="delete",
+        retention_ms=FOREVER,  # the balance is the fold of the ledger; losing an entry loses money
+        event_types=(
+            ev.ChargeApplied.EVENT_TYPE,
+            ev.PaymentReceived.EVENT_TYPE,
+            ev.DailySettled.EVENT_TYPE,
+        ),
+        producer="billing",
+        description="The append-only prepaid ledger: charges, payments, daily settlements.",
+        public=True,
+    ),
+    TopicSpec(
+        name="amiflow.billing.balance",
+        key="account_id",
+        partitions=12,
+        cleanup_policy="delete",
+        retention_ms=FOREVER,
+        event_types=(
+            ev.BalanceLow.EVENT_TYPE,
+            ev.BalanceDepleted.EVENT_TYPE,
+            ev.BalanceRestored.EVENT_TYPE,
+        ),
+        producer="billing",
+        description="Balance state changes: low, depleted, restored.",
+        public=True,
+    ),
+    TopicSpec(
+        name="amiflow.commands.lifecycle",
+        key="device_id",
+        partitions=6,
+        cleanup_policy="delete",
+        retention_ms=FOREVER,  # every cut-off and restore must stay explainable to the customer
+        event_types=(
+            ev.ValveCommandIssued.EVENT_TYPE,
+            ev.RelayCommandIssued.EVENT_TYPE,
+            ev.CommandAcknowledged.EVENT_TYPE,
+            ev.CommandConfirmed.EVENT_TYPE,
+            ev.CommandFailed.EVENT_TYPE,
+            ev.CommandExpired.EVENT_TYPE,
+        ),
+        producer="commands",
+        description="Valve and relay commands from issue to confirmation, failure or expiry.",
+        public=True,
+    ),
+    TopicSpec(
+        name="amiflow.notify.deliveries",
+        key="recipient_id",
+        partitions=3,
+        cleanup_policy="delete",
+        retention_ms=FOREVER,
+        event_types=(ev.NotificationSent.EVENT_TYPE,),
+        producer="notify",
+        description="Messages handed to e-mail, SMS, WeChat and webhook providers.",
+        public=False,
+    ),
+    *(_dead_letters(service) for service in CONSUMING_SERVICES),
+)
+
+_BY_NAME = {topic.name: topic for topic in TOPICS}
+_BY_EVENT = {event_type: topic for topic in TOPICS for event_type in topic.event_types}
+
+
+def topic_named(name: str) -> TopicSpec:
+    """The topic called ``name``; KeyError lists the known names."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no topic named {name!r}; known topics: {', '.join(_BY_NAME)}") from None
+
+
+def topic_for_event(event_type: str) -> TopicSpec:
+    """The one topic that carries ``event_type``; KeyError for an event type on no topic."""
+    try:
+        return _BY_EVENT[event_type]
+    except KeyError:
+        raise KeyError(f"no topic carries event type {event_type!r}") from None
+
+
+def dead_letter_topic(service: str) -> TopicSpec:
+    """The dead-letter topic of a consuming ``service``, e.g. ``amiflow.dlq.vee``."""
+    return topic_named(f"amiflow.dlq.{service}")

@@ -1,0 +1,39 @@
+"""Billing's read API (accounts, balances and ledger arrive with the billing issue)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from amiflow_runtime.http import RuntimeDep, Tenant
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel
+
+from billing.adapters import db
+
+
+class MeterConsumptionView(BaseModel):
+    """Billable consumption billing has recorded for one meter."""
+
+    meter_id: str
+    utility: str
+    unit: str | None
+    total_consumption: Decimal
+    readings: int
+    last_measured_at: datetime
+
+
+router = APIRouter(prefix="/v1", tags=["consumption"])
+
+
+@router.get("/meters/{meter_id}/consumption", response_model=MeterConsumptionView,
+            responses={404: {"description": "Billing has no validated reading of this meter"}})
+async def meter_consumption(meter_id: str, runtime: RuntimeDep, tenant: Tenant) -> MeterConsumptionView:
+    """The meter's billable consumption so far."""
+    async with runtime.sessions() as session:
+        state = await db.load(session, tenant, meter_id)
+    if state is None:
+        raise HTTPException(404, detail=f"no validated reading of meter {meter_id} has reached billing")
+    return MeterConsumptionView(meter_id=state.meter_id, utility=state.utility.value,
+                                unit=state.unit.value if state.unit else None, total_consumption=state.total,
+                                readings=state.readings, last_measured_at=state.last_measured_at)

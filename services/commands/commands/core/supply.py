@@ -1,0 +1,43 @@
+"""Whether an account's supply should be on or off, as the balance events say.
+
+The cut-off policy (quiet windows, exemptions, which services to cut) and the command lifecycle
+build on this with the remote-control issue; here is the state they decide from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from amiflow_schemas.events.billing import BalanceDepleted, BalanceRestored
+
+
+class SupplyIntent(StrEnum):
+    """What the money says about an account's supply."""
+
+    CUT_OFF = "cut_off"  # balance depleted past the credit limit
+    RESTORE = "restore"  # paid back above the restore threshold
+
+
+@dataclass(frozen=True)
+class AccountSupply:
+    """The latest intent for an account and the meters it covers."""
+
+    account_id: str
+    intent: SupplyIntent
+    since: datetime
+    meter_ids: tuple[str, ...]
+
+
+def evolve(state: AccountSupply | None, event: BalanceDepleted | BalanceRestored) -> AccountSupply:
+    """Latest fact wins by its own time; a late older event does not undo a newer one."""
+    if isinstance(event, BalanceDepleted):
+        candidate = AccountSupply(event.account_id, SupplyIntent.CUT_OFF, event.depleted_at,
+                                  tuple(m.meter_id for m in event.meters))
+    else:
+        candidate = AccountSupply(event.account_id, SupplyIntent.RESTORE, event.restored_at,
+                                  tuple(m.meter_id for m in event.meters))
+    if state is not None and state.since > candidate.since:
+        return state
+    return candidate

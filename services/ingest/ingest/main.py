@@ -1,0 +1,45 @@
+"""Composition root of ingest: `python -m ingest.main api|worker|migrate`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from amiflow_runtime.config import ServiceSettings
+from amiflow_runtime.process import api_app, service_main, worker_app
+from amiflow_runtime.service import ServiceRuntime
+from amiflow_schemas.topics import topic_named
+from fastapi import FastAPI
+
+from ingest.adapters import db
+from ingest.adapters.http import router
+from ingest.config import IngestSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+DEAD_LETTERS = topic_named("amiflow.dlq.ingest").name
+
+
+def build_runtime(settings: ServiceSettings, role: str) -> ServiceRuntime:
+    """The runtime of one ingest process; API and worker both relay the outbox (one leads)."""
+    return ServiceRuntime(settings=settings, role=role, migrations_dir=MIGRATIONS, inbox=db.inbox,
+                          outbox=db.outbox, dead_letter_topic=DEAD_LETTERS)
+
+
+def api(settings: ServiceSettings) -> FastAPI:
+    """The integrators' API: readings in, receipts out."""
+    return api_app(build_runtime(settings, "api"), title="amiflow ingest",
+                   description="Head-end: readings from integrators, devices and the DTU gateway.",
+                   routers=[router])
+
+
+def worker(settings: ServiceSettings):  # type: ignore[no-untyped-def]
+    """The head-end worker: relays accepted readings (the DTU gateway joins it with the ingest issue)."""
+    return worker_app(build_runtime(settings, "worker"), subscriptions=[])
+
+
+def main(argv: list[str] | None = None) -> int:
+    return service_main(argv, settings=IngestSettings, api=api, worker=worker, migrations_dir=MIGRATIONS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

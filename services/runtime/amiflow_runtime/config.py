@@ -1,0 +1,118 @@
+"""Settings shared by every service; each service subclasses with its own env prefix.
+
+This module and the services' config.py are the only readers of the environment. Platform-wide
+settings (Kafka, environment, telemetry, logging) have fixed names without a prefix so one
+ConfigMap serves all services; per-service settings carry the prefix (INGEST_DATABASE_URL, ...).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from amiflow_runtime.paths import project_root
+
+# Values that mean "nobody set this": refused outside development and test.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "change_me", "changethis", "secret", "password", "placeholder",
+     "example", "xxx", "todo", "amiflow", "postgres", "admin"}
+)
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+def _platform(name: str, default: Any, **kw: Any) -> Any:
+    """A platform-wide setting read from an unprefixed variable of that name."""
+    return Field(default, validation_alias=AliasChoices(name), **kw)
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service process has."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    service_name: ClassVar[str] = "amiflow"
+    default_api_port: ClassVar[int] = 8000
+
+    environment: Environment = _platform("AMIFLOW_ENV", Environment.DEVELOPMENT)
+    data_dir: Path | None = _platform("AMIFLOW_DATA_DIR", None)
+
+    kafka_bootstrap_servers: str = _platform("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    kafka_security_protocol: str = _platform("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    kafka_sasl_mechanism: str | None = _platform("KAFKA_SASL_MECHANISM", None)
+    kafka_sasl_username: str | None = _platform("KAFKA_SASL_USERNAME", None)
+    kafka_sasl_password: SecretStr | None = _platform("KAFKA_SASL_PASSWORD", None)
+    kafka_ssl_cafile: Path | None = _platform("KAFKA_SSL_CAFILE", None)
+    # How long a starting process waits for the broker before giving up (it logs every retry).
+    kafka_connect_timeout_s: float = _platform("KAFKA_CONNECT_TIMEOUT_S", 300.0)
+
+    # Until bearer tokens carry the tenant (trust issue), callers name it in X-Tenant-Id; else this one.
+    default_tenant: str = _platform("AMIFLOW_DEFAULT_TENANT", "demo")
+
+    log_level: str = _platform("LOG_LEVEL", "INFO")
+    log_format: str = _platform("LOG_FORMAT", "json")
+    otel_exporter_otlp_endpoint: str | None = _platform("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+
+    database_url: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int | None = None
+    # Workers serve /healthz, /readyz and /metrics here (api_port + 100 unless set).
+    ops_port: int | None = None
+    consumer_batch_size: int = 500
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> ServiceSettings:
+        if self.environment in (Environment.DEVELOPMENT, Environment.TEST):
+            return self
+        problems = [name for name, value in self._secrets().items() if value.strip().lower()
+                    in PLACEHOLDER_SECRETS]
+        if problems:
+            raise ValueError(f"placeholder secrets are refused in {self.environment.value}: "
+                             f"{', '.join(sorted(problems))}")
+        return self
+
+    def _secrets(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                found[name] = value.get_secret_value()
+        if self.database_url:
+            password = make_url(self.database_url).password
+            if password is not None:
+                found["database_url password"] = str(password)
+        return found
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        """Folder for embedded data (SQLite files, Faust state): AMIFLOW_DATA_DIR or ./data."""
+        return (self.data_dir or project_root() / "data").resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """DATABASE_URL, or the embedded SQLite file of this service."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.resolved_data_dir / (self.service_name + '.db')}"
+
+    @property
+    def resolved_api_port(self) -> int:
+        return self.api_port or self.default_api_port
+
+    @property
+    def resolved_ops_port(self) -> int:
+        return self.ops_port or self.resolved_api_port + 100
+
+
+def settings_config(prefix: str) -> SettingsConfigDict:
+    """The pydantic-settings config of one service: its env prefix and strictness."""
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", frozen=True)

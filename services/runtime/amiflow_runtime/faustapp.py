@@ -1,0 +1,106 @@
+"""Faust stream processors on the runtime: inbox-backed agents, ops pages, clean worker start.
+
+Faust agents here apply records through the same EventPipeline as plain consumers (inbox, outbox,
+dead letters); Faust acks a record when the agent moves past it, so its periodic offset commit
+always follows the database transaction. Faust's exactly-once mode is deliberately not used
+(see ../shared/specs/stack-notes.md): idempotence on the event id does the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from amiflow_runtime.config import ServiceSettings
+from amiflow_runtime.deadletter import ConsumedRecord
+from amiflow_runtime.kafka import wait_for_kafka
+from amiflow_runtime.logs import logging_dict_config
+from amiflow_runtime.pipeline import Handler
+from amiflow_runtime.service import ServiceRuntime
+
+
+def faust_app(runtime: ServiceRuntime, store: str = "memory://") -> faust.App:
+    """A Faust app for one service: our topics are never declared by Faust, only used."""
+    settings = runtime.settings
+    servers = ";".join(settings.kafka_bootstrap_servers.split(","))
+    datadir = settings.resolved_data_dir / "faust" / settings.service_name
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
+    app = faust.App(
+        f"amiflow-{settings.service_name}",
+        broker=f"kafka://{servers}",
+        value_serializer="raw", key_serializer="raw",
+        topic_allow_declare=False,  # topics come from the registry in schemas/
+        topic_disable_leader=True,
+        store=store,
+        datadir=str(datadir),
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        web_enabled=True, web_bind=settings.api_host, web_port=settings.resolved_ops_port,
+        web_host=settings.api_host,
+    )
+    _ops_pages(app, runtime)
+
+    @app.task
+    async def start_runtime() -> None:
+        await runtime.start()
+
+    app.on_before_shutdown.connect(lambda *_a, **_kw: runtime.stop())
+    return app
+
+
+def _ops_pages(app: faust.App, runtime: ServiceRuntime) -> None:
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        problem = runtime.startup_error
+        return web.json({"status": "failing", "reason": problem} if problem else {"status": "ok"},
+                        status=503 if problem else 200)
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        checks = await runtime.readiness()
+        ready = all(checks.values())
+        return web.json({"status": "ready" if ready else "not ready", "checks": checks},
+                        status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+def inbox_agent(app: faust.App, runtime: ServiceRuntime, topic: str, consumer: str, handler: Handler) -> None:
+    """An agent on `topic` applying each record exactly once through the runtime's pipeline."""
+    source = app.topic(topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
+    runtime.agents_ready[consumer] = False
+
+    async def apply_records(stream: faust.StreamT[Any]) -> None:
+        await runtime.started_event.wait()  # the producer for outbox and dead letters must be up
+        pipeline = runtime.pipeline(consumer, handler)
+        runtime.agents_ready[consumer] = True
+        async for event in stream.events():
+            message = event.message
+            await pipeline.apply(ConsumedRecord(
+                topic=message.topic, partition=message.partition, offset=message.offset,
+                key=message.key, value=message.value, headers=list(message.headers or ()),
+            ))
+
+    app.agent(source, name=consumer)(apply_records)
+
+
+def run_worker(app: faust.App, settings: ServiceSettings) -> Callable[[], None]:
+    """Wait for the broker with clear log lines, then run the Faust worker until SIGTERM."""
+
+    def run() -> None:
+        asyncio.run(wait_for_kafka(settings, f"{settings.service_name}-worker"))
+        worker = faust.Worker(
+            app, loglevel=settings.log_level.lower(), redirect_stdouts=False,
+            logging_config=logging_dict_config(settings.service_name, "worker", settings.log_level,
+                                               settings.log_format),
+        )
+        worker.execute_from_commandline()
+
+    return run

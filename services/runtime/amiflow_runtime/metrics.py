@@ -1,0 +1,29 @@
+"""Prometheus metrics the runtime keeps for every service (served on /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_HANDLED = Counter(
+    "amiflow_events_handled_total", "Events applied by a consumer (duplicates excluded)",
+    ["consumer", "event_type"],
+)
+EVENTS_DUPLICATE = Counter(
+    "amiflow_events_duplicate_total", "Redelivered events the inbox recognised and skipped",
+    ["consumer", "event_type"],
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "amiflow_events_dead_lettered_total", "Records sent to a dead-letter topic", ["consumer", "reason"],
+)
+HANDLER_SECONDS = Histogram(
+    "amiflow_handler_seconds", "Time to apply one event including its database transaction", ["consumer"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+HANDLER_RETRIES = Counter(
+    "amiflow_handler_retries_total", "Handler attempts that failed and were retried", ["consumer", "kind"],
+)
+OUTBOX_PUBLISHED = Counter("amiflow_outbox_published_total", "Outbox rows published to Kafka", ["topic"])
+OUTBOX_PENDING = Gauge("amiflow_outbox_pending", "Outbox rows in the last batch the relay read")
+HTTP_REJECTED = Counter(
+    "amiflow_http_rejected_total", "HTTP requests answered 4xx because the input was bad", ["route", "status"],
+)

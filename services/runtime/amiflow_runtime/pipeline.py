@@ -1,0 +1,114 @@
+"""Applying one consumed record exactly once: decode, inbox, handler, outbox, one transaction.
+
+The same pipeline serves aiokafka consumers and Faust agents. The caller commits the record's
+offset only after `apply` returned, so the flush order is: database (effect + inbox + outbox),
+then offset. A crash between the two redelivers the record; the inbox makes that a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from amiflow_schemas import Envelope, EventDecodeError, decode_event
+from sqlalchemy import Table
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from amiflow_runtime import inbox, outbox
+from amiflow_runtime.clock import Clock
+from amiflow_runtime.deadletter import DeadLetters, ConsumedRecord
+from amiflow_runtime.logs import log_context
+from amiflow_runtime.metrics import EVENTS_DUPLICATE, EVENTS_HANDLED, HANDLER_RETRIES, HANDLER_SECONDS
+from amiflow_runtime.telemetry import consume_span
+
+log = logging.getLogger("amiflow.pipeline")
+
+# handler(session, envelope) -> events to emit; it runs inside the open transaction.
+Handler = Callable[[AsyncSession, Envelope], Awaitable[Sequence[Envelope]]]
+
+ATTEMPTS_BEFORE_DEAD_LETTER = 3
+
+
+class Rejected(Exception):
+    """Raised by a handler for an event that is well-formed but can never be applied."""
+
+
+def _transient(exc: BaseException) -> bool:
+    # A database or network outage is not the event's fault: wait it out, never dead-letter for it.
+    if isinstance(exc, OperationalError | OSError | ConnectionError | asyncio.TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+@dataclass
+class EventPipeline:
+    """One consumer's way of applying records; see the module docstring for the guarantees."""
+
+    consumer: str
+    sessions: async_sessionmaker[AsyncSession]
+    inbox: Table
+    outbox: Table
+    handler: Handler
+    dead_letters: DeadLetters
+    clock: Clock
+    on_staged: Callable[[], None] = lambda: None
+    max_transient_backoff_s: float = 30.0
+
+    async def apply(self, record: ConsumedRecord) -> None:
+        """Apply one record; returns when it is applied, skipped as a duplicate, or dead-lettered."""
+        try:
+            envelope = decode_event(record.value or b"")
+        except EventDecodeError as exc:
+            await self.dead_letters.publish(record, str(exc), "undecodable", self.clock.now())
+            return
+        with log_context(tenant_id=envelope.tenant_id, event_id=envelope.event_id,
+                         event_type=envelope.event_type), \
+                consume_span(f"{self.consumer} {envelope.event_type}", record.headers,
+                             **{"messaging.destination.name": record.topic,
+                                "amiflow.event_id": str(envelope.event_id)}):
+            await self._apply_with_retries(record, envelope)
+
+    async def _apply_with_retries(self, record: ConsumedRecord, envelope: Envelope) -> None:
+        failures = 0
+        backoff = 0.2
+        while True:
+            try:
+                await self._apply_once(envelope)
+                return
+            except Rejected as exc:
+                await self.dead_letters.publish(record, str(exc), "rejected", self.clock.now())
+                return
+            except Exception as exc:
+                if _transient(exc):
+                    HANDLER_RETRIES.labels(self.consumer, "transient").inc()
+                    log.warning("transient failure applying %s, retrying in %.1f s: %s",
+                                envelope.event_id, backoff, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self.max_transient_backoff_s)
+                    continue
+                failures += 1
+                HANDLER_RETRIES.labels(self.consumer, "error").inc()
+                log.exception("handler failed on %s (attempt %d)", envelope.event_id, failures)
+                if failures >= ATTEMPTS_BEFORE_DEAD_LETTER:
+                    reason = f"handler failed {failures} times: {type(exc).__name__}: {exc}"
+                    await self.dead_letters.publish(record, reason, "handler-error", self.clock.now())
+                    return
+
+    async def _apply_once(self, envelope: Envelope) -> None:
+        started = time.perf_counter()
+        now = self.clock.now()
+        staged = 0
+        async with self.sessions() as session, session.begin():
+            if not await inbox.claim(session, self.inbox, self.consumer, envelope.event_id, now):
+                EVENTS_DUPLICATE.labels(self.consumer, envelope.event_type).inc()
+                return
+            emitted = await self.handler(session, envelope)
+            staged = await outbox.stage(session, self.outbox, emitted, now)
+        EVENTS_HANDLED.labels(self.consumer, envelope.event_type).inc()
+        HANDLER_SECONDS.labels(self.consumer).observe(time.perf_counter() - started)
+        if staged:
+            self.on_staged()

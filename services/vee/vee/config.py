@@ -1,0 +1,18 @@
+"""Settings of the VEE service (env prefix VEE_)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from amiflow_runtime.config import ServiceSettings, settings_config
+
+
+class VeeSettings(ServiceSettings):
+    """Validation, estimation and editing; platform-wide settings come from ServiceSettings."""
+
+    model_config = settings_config("VEE_")
+    service_name: ClassVar[str] = "vee"
+    default_api_port: ClassVar[int] = 8002
+
+    # Faust table state: "memory://" or "rocksdb://" (backed by changelog topics either way).
+    faust_store: str = "memory://"

@@ -1,0 +1,53 @@
+"""Composition root of VEE: `python -m vee.main api|worker|migrate`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from amiflow_runtime.config import ServiceSettings
+from amiflow_runtime.faustapp import faust_app, inbox_agent, run_worker
+from amiflow_runtime.process import api_app, service_main
+from amiflow_runtime.service import ServiceRuntime
+from amiflow_schemas.topics import topic_named
+from fastapi import FastAPI
+
+from vee.adapters import db
+from vee.adapters.http import router
+from vee.app import reading_received_handler
+from vee.config import VeeSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+DEAD_LETTERS = topic_named("amiflow.dlq.vee").name
+RECEIVED_READINGS = topic_named("amiflow.ingest.readings").name
+
+
+def build_runtime(settings: ServiceSettings, role: str) -> ServiceRuntime:
+    return ServiceRuntime(settings=settings, role=role, migrations_dir=MIGRATIONS, inbox=db.inbox,
+                          outbox=db.outbox, dead_letter_topic=DEAD_LETTERS)
+
+
+def api(settings: ServiceSettings) -> FastAPI:
+    """Read API over validated readings (the API relays nothing: the worker owns the outbox)."""
+    runtime = build_runtime(settings, "api")
+    runtime.relay_outbox = False
+    return api_app(runtime, title="amiflow vee",
+                   description="Validation, estimation and editing of meter readings.", routers=[router])
+
+
+def worker(settings: ServiceSettings) -> Callable[[], None]:
+    """The Faust stream processor: ReadingReceived → ReadingValidated."""
+    assert isinstance(settings, VeeSettings)
+    runtime = build_runtime(settings, "worker")
+    app = faust_app(runtime, store=settings.faust_store)
+    inbox_agent(app, runtime, RECEIVED_READINGS, "vee.validation", reading_received_handler(runtime.clock))
+    return run_worker(app, settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return service_main(argv, settings=VeeSettings, api=api, worker=worker, migrations_dir=MIGRATIONS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
