@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
@@ -11,6 +12,7 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
+    Field,
     PositiveInt,
     SerializeAsAny,
     ValidationError,
@@ -37,16 +39,16 @@ class Envelope(BaseModel, Generic[P]):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    event_id: UUID  # unique per event; consumers' inboxes deduplicate on it
+    event_id: UUID = Field(description="Unique per event; consumers deduplicate on it.")
     event_type: EventTypeName
     event_version: PositiveInt
     tenant_id: Identifier
-    key: Identifier  # the Kafka key: meter id, account id or device id (see topics.py)
-    occurred_at: AwareDatetime  # event time: when it happened in the world
-    recorded_at: AwareDatetime  # when the producer recorded it
-    producer: ServiceName
-    correlation_id: UUID  # the first event of the chain (e.g. the HTTP request's reading)
-    causation_id: UUID | None  # the event this one was decided from; None at the edge
+    key: Identifier = Field(description="The Kafka key: meter, account or device id (topics.py).")
+    occurred_at: AwareDatetime = Field(description="Event time: when it happened in the world.")
+    recorded_at: AwareDatetime = Field(description="When the producer recorded it.")
+    producer: ServiceName = Field(description="The service that produced the event.")
+    correlation_id: UUID = Field(description="The event that started the chain.")
+    causation_id: UUID | None = Field(description="The event this one was decided from.")
     # SerializeAsAny: an Envelope built without a type parameter still writes every payload field.
     payload: SerializeAsAny[P]
 
@@ -74,8 +76,8 @@ def new_envelope(
     event_id: UUID,
     tenant_id: str,
     key: str,
-    occurred_at: Any,
-    recorded_at: Any,
+    occurred_at: datetime,
+    recorded_at: datetime,
     producer: str,
     correlation_id: UUID | None = None,
     causation_id: UUID | None = None,

@@ -43,7 +43,9 @@ TimeZoneName = Annotated[
 Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 """Human-readable text (a reason, a description); bounded so one event cannot bloat a topic."""
 
-HexBytes = Annotated[str, StringConstraints(max_length=1_048_576, pattern=r"^(?:[0-9a-f]{2})+$")]
+# 256 KiB of raw bytes at most, so an event carrying them stays under Kafka's default 1 MB
+# record limit; the producer truncates longer input and says so.
+HexBytes = Annotated[str, StringConstraints(max_length=524_288, pattern=r"^(?:[0-9a-f]{2})+$")]
 """Raw bytes as lowercase hex (what ``bytes.hex()`` gives); protocol engineers read frames so."""
 
 

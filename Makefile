@@ -1,0 +1,60 @@
+# amiflow — `make run` starts the platform, `make test` runs the whole suite. `make help` lists all.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KAFKA_JARS := .cache/kafka/lib/.fetched
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(STAMP) ## create the virtual environment from requirements.lock
+	@echo "environment ready: $(VENV)"
+
+$(KAFKA_JARS): tools/kafka/pom.xml | $(STAMP)
+	$(BIN)/python -m amiflow_runtime.localkafka fetch
+	touch $@
+
+kafka-jars: $(KAFKA_JARS) ## fetch the Apache Kafka broker's jars from Maven Central (cached in .cache/)
+
+run: $(STAMP) $(KAFKA_JARS) ## start the broker and every service in the foreground (Ctrl-C stops all)
+	$(BIN)/amiflow up
+
+test: $(STAMP) $(KAFKA_JARS) ## the whole suite: unit, integration and end-to-end on real Kafka and PostgreSQL
+	$(BIN)/pytest
+
+test-unit: $(STAMP) ## the fast loop: pure tests only, no servers
+	$(BIN)/pytest -m "not integration and not e2e"
+
+lint: $(STAMP) ## ruff, mypy and the import contracts (services share only schemas and the runtime)
+	$(BIN)/ruff check .
+	$(BIN)/mypy schemas/amiflow_schemas services
+	$(BIN)/lint-imports
+
+schemas: $(STAMP) ## regenerate JSON Schema and AsyncAPI files from schemas/ (commit the result)
+	$(BIN)/python -m amiflow_schemas.generate
+
+lock: ## recompile requirements.lock from requirements.in
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 --generate-hashes -o requirements.lock
+
+kafka-start: $(KAFKA_JARS) ## start a detached local broker on 127.0.0.1:9092 (data in data/kafka)
+	$(BIN)/amiflow kafka start
+
+kafka-stop: ## stop the detached local broker
+	$(BIN)/amiflow kafka stop
+
+clean: ## remove the local data folder (SQLite files, broker storage); keeps the venv and jar cache
+	rm -rf data
+
+.PHONY: help venv kafka-jars run test test-unit lint schemas lock kafka-start kafka-stop clean
