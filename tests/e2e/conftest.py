@@ -1,0 +1,86 @@
+"""The whole platform as `amiflow up` runs it, on the session's broker and one PostgreSQL database
+per service, on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from amiflow_runtime.localkafka import free_port
+from amiflow_runtime.testing import create_database
+
+SERVICES = ("ingest", "vee", "billing", "commands", "notify")
+READY_TIMEOUT_S = 180.0
+
+
+@dataclass
+class Platform:
+    """URLs of a running platform and where its logs go."""
+
+    api: dict[str, str]
+    ops: dict[str, str]
+    bootstrap: str
+    log_file: Path
+    process: subprocess.Popen[bytes]
+
+    def logs(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+
+def _wait_ready(platform: Platform) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    urls = [f"{u}/readyz" for u in (*platform.api.values(), *platform.ops.values())]
+    pending = set(urls)
+    while pending:
+        if platform.process.poll() is not None:
+            raise RuntimeError(f"amiflow up exited with {platform.process.returncode}:\n{platform.logs()[-5000:]}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not ready after {READY_TIMEOUT_S:.0f} s: {sorted(pending)}\n{platform.logs()[-5000:]}")
+        for url in list(pending):
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    pending.discard(url)
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def platform(kafka_bootstrap: str, postgres_admin_url: str, tmp_path_factory: pytest.TempPathFactory,
+             ) -> Iterator[Platform]:
+    """Every service's API and worker, started by `amiflow up` exactly as a user starts them."""
+    folder = tmp_path_factory.mktemp("platform")
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "AMIFLOW_DATA_DIR": str(folder),
+           "AMIFLOW_ENV": "test"}
+    api, ops = {}, {}
+    for service in SERVICES:
+        prefix = service.upper()
+        env[f"{prefix}_DATABASE_URL"] = asyncio.run(create_database(postgres_admin_url, service))
+        env[f"{prefix}_API_PORT"], env[f"{prefix}_OPS_PORT"] = str(free_port()), str(free_port())
+        api[service] = f"http://127.0.0.1:{env[f'{prefix}_API_PORT']}"
+        ops[service] = f"http://127.0.0.1:{env[f'{prefix}_OPS_PORT']}"
+    env["INGEST_GATEWAY_PORT"] = str(free_port())
+    log_file = folder / "amiflow-up.log"
+    with open(log_file, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "amiflow_runtime.cli", "up"], env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    running = Platform(api, ops, kafka_bootstrap, log_file, process)
+    try:
+        _wait_ready(running)
+        yield running
+    finally:
+        process.send_signal(signal.SIGINT)  # what Ctrl-C does: the CLI stops every child
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
