@@ -31,8 +31,7 @@ from sqlalchemy import (
     TypeDecorator,
     event,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 log = logging.getLogger("amiflow.db")

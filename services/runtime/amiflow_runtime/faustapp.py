@@ -45,7 +45,7 @@ def faust_app(runtime: ServiceRuntime, store: str = "memory://") -> faust.App:
     )
     _ops_pages(app, runtime)
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def start_runtime() -> None:
         await runtime.start()
 

@@ -19,10 +19,16 @@ log = logging.getLogger("amiflow.kafka")
 
 
 class TopicLike(Protocol):
-    name: str
-    partitions: int
-    cleanup_policy: str
-    retention_ms: int
+    """What topic creation needs of a registry entry (amiflow_schemas.topics.TopicSpec)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def partitions(self) -> int: ...
+    @property
+    def cleanup_policy(self) -> str: ...
+    @property
+    def retention_ms(self) -> int: ...
 
 
 def client_options(settings: ServiceSettings) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import logging.config
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,7 +12,10 @@ from typing import Any
 from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
-_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("amiflow_log_context", default={})
+# The default is never mutated: log_context sets a new dict each time.
+_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar(
+    "amiflow_log_context", default={}  # noqa: B039
+)
 
 CONTEXT_KEYS = ("tenant_id", "event_id", "event_type", "meter_id", "account_id", "device_id")
 

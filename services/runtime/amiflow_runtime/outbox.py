@@ -34,7 +34,7 @@ log = logging.getLogger("amiflow.outbox")
 LEADERSHIP_CHECK_S = 5.0  # how stale a dead lock connection may go unnoticed
 
 
-def outbox_rows(envelopes: Iterable[Envelope], now: datetime) -> list[dict[str, Any]]:
+def outbox_rows(envelopes: Iterable[Envelope[Any]], now: datetime) -> list[dict[str, Any]]:
     """Rows for the outbox table; the current trace context travels with each event."""
     tracing = trace_headers()
     rows = []
@@ -50,7 +50,7 @@ def outbox_rows(envelopes: Iterable[Envelope], now: datetime) -> list[dict[str, 
     return rows
 
 
-async def stage(session: AsyncSession, outbox: Table, envelopes: Iterable[Envelope], now: datetime) -> int:
+async def stage(session: AsyncSession, outbox: Table, envelopes: Iterable[Envelope[Any]], now: datetime) -> int:
     """Add events to the outbox inside the caller's open transaction; returns how many."""
     rows = outbox_rows(envelopes, now)
     if rows:
@@ -141,7 +141,7 @@ class _Leadership:
             await self._conn.commit()
         else:
             database = make_url(str(self.engine.url)).database or "memory"
-            self._file = open(Path(database).with_suffix(".relay.lock"), "w")  # noqa: SIM115
+            self._file = open(Path(database).with_suffix(".relay.lock"), "w")  # noqa: ASYNC230 - local, instant
             try:
                 fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 self.held = True

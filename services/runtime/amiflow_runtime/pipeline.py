@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from amiflow_schemas import Envelope, EventDecodeError, decode_event
 from sqlalchemy import Table
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from amiflow_runtime import inbox, outbox
 from amiflow_runtime.clock import Clock
-from amiflow_runtime.deadletter import DeadLetters, ConsumedRecord
+from amiflow_runtime.deadletter import ConsumedRecord, DeadLetters
 from amiflow_runtime.logs import log_context
 from amiflow_runtime.metrics import EVENTS_DUPLICATE, EVENTS_HANDLED, HANDLER_RETRIES, HANDLER_SECONDS
 from amiflow_runtime.telemetry import consume_span
@@ -28,7 +29,7 @@ from amiflow_runtime.telemetry import consume_span
 log = logging.getLogger("amiflow.pipeline")
 
 # handler(session, envelope) -> events to emit; it runs inside the open transaction.
-Handler = Callable[[AsyncSession, Envelope], Awaitable[Sequence[Envelope]]]
+Handler = Callable[[AsyncSession, Envelope[Any]], Awaitable[Sequence[Envelope[Any]]]]
 
 ATTEMPTS_BEFORE_DEAD_LETTER = 3
 
@@ -72,7 +73,7 @@ class EventPipeline:
                                 "amiflow.event_id": str(envelope.event_id)}):
             await self._apply_with_retries(record, envelope)
 
-    async def _apply_with_retries(self, record: ConsumedRecord, envelope: Envelope) -> None:
+    async def _apply_with_retries(self, record: ConsumedRecord, envelope: Envelope[Any]) -> None:
         failures = 0
         backoff = 0.2
         while True:
@@ -98,7 +99,7 @@ class EventPipeline:
                     await self.dead_letters.publish(record, reason, "handler-error", self.clock.now())
                     return
 
-    async def _apply_once(self, envelope: Envelope) -> None:
+    async def _apply_once(self, envelope: Envelope[Any]) -> None:
         started = time.perf_counter()
         now = self.clock.now()
         staged = 0

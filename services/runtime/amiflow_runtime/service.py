@@ -151,7 +151,7 @@ class ServiceRuntime:
         if self.relay is not None:
             self.relay.stop()
         if self._tasks:
-            done, pending = await asyncio.wait(self._tasks, timeout=15)
+            _done, pending = await asyncio.wait(self._tasks, timeout=15)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from amiflow_runtime.db import inbox_table, outbox_table
-from amiflow_runtime.db import UtcDateTime
+from amiflow_runtime.db import UtcDateTime, inbox_table, outbox_table
 from sqlalchemy import Column, MetaData, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 

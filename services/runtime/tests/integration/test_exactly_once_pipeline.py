@@ -128,8 +128,8 @@ async def test_redelivered_event_is_applied_once_and_its_output_published_once(
     event = reading(meter, "12.345678901", tenant)
     raw = encode_event(event)
     for _ in range(3):  # an at-least-once producer upstream delivering the same event three times
-        await harness["producer"].send_and_wait(READINGS, raw, key=meter.encode(),
-                                                headers=[*envelope_headers(event), ("traceparent", INCOMING_TRACEPARENT)])
+        sent_headers = [*envelope_headers(event), ("traceparent", INCOMING_TRACEPARENT)]
+        await harness["producer"].send_and_wait(READINGS, raw, key=meter.encode(), headers=sent_headers)
 
     async def applied_rows() -> list[Any]:
         async with harness["engine"].connect() as conn:
