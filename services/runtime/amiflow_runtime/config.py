@@ -38,7 +38,8 @@ def _platform(name: str, default: Any, **kw: Any) -> Any:
 class ServiceSettings(BaseSettings):
     """Settings every service process has."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # populate_by_name: ServiceSettings(kafka_bootstrap_servers=...) works as well as the env name.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     service_name: ClassVar[str] = "amiflow"
     default_api_port: ClassVar[int] = 8000
@@ -115,4 +116,4 @@ class ServiceSettings(BaseSettings):
 
 def settings_config(prefix: str) -> SettingsConfigDict:
     """The pydantic-settings config of one service: its env prefix and strictness."""
-    return SettingsConfigDict(env_prefix=prefix, extra="ignore", frozen=True)
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", frozen=True, populate_by_name=True)

@@ -71,7 +71,7 @@ class ExactDecimal(TypeDecorator[Decimal]):
             return None
         if not isinstance(value, Decimal):
             raise TypeError(f"ExactDecimal takes Decimal, not {type(value).__name__}")
-        return str(value) if dialect.name == "sqlite" else value
+        return format(value, "f") if dialect.name == "sqlite" else value  # no exponent text
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         return None if value is None else Decimal(value)

@@ -25,11 +25,18 @@ class MeterConsumption:
     last_measured_at: datetime
 
 
+class UnitMismatch(ValueError):
+    """Consumption in a unit other than the meter's: summing them would be wrong, so it is refused."""
+
+
 def evolve(state: MeterConsumption | None, reading: ReadingValidated) -> MeterConsumption:
     """The meter's totals after one more validated reading."""
     if state is None:
         state = MeterConsumption(reading.meter_id, reading.utility, None, Decimal(0), 0, reading.measured_at)
     billable = reading.status in BILLABLE and reading.consumption is not None
+    if billable and state.unit is not None and reading.consumption_unit is not state.unit:
+        raise UnitMismatch(f"meter {reading.meter_id} consumption is kept in {state.unit.value}, "
+                           f"a reading came in {reading.consumption_unit}")
     return replace(
         state,
         unit=reading.consumption_unit if billable else state.unit,

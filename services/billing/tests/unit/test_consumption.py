@@ -7,9 +7,10 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import pytest
 from amiflow_schemas.events.readings import ReadingValidated, ValidationStatus
 from amiflow_schemas.primitives import Unit, Utility
-from billing.core.consumption import MeterConsumption, evolve
+from billing.core.consumption import MeterConsumption, UnitMismatch, evolve
 
 AT = datetime(2026, 7, 1, 4, 0, tzinfo=UTC)
 SOURCE = UUID("00000000-0000-4000-8000-000000000003")
@@ -72,3 +73,18 @@ def test_last_measured_at_stays_the_newest_when_an_older_reading_arrives_late() 
     newest = AT + timedelta(days=2)
     state = _fold(_validated("1", newest), _validated("1", AT))
     assert state.last_measured_at == newest
+
+
+
+def test_heat_consumption_in_another_unit_is_refused_not_summed() -> None:
+    def heat(consumption: str, unit: str, at: datetime) -> ReadingValidated:
+        return ReadingValidated.model_validate({
+            "meter_id": "HM-1", "utility": "heat", "measured_at": at,
+            "registers": [{"register": "total", "value": "10", "unit": unit}],
+            "consumption": consumption, "consumption_unit": unit, "previous_measured_at": None,
+            "status": "actual", "estimation_method": None, "source_event_id": SOURCE,
+        })
+
+    state = evolve(None, heat("1.5", "GJ", AT))
+    with pytest.raises(UnitMismatch, match="GJ"):
+        evolve(state, heat("2", "kWh", AT + timedelta(hours=1)))

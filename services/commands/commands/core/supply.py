@@ -38,6 +38,7 @@ def evolve(state: AccountSupply | None, event: BalanceDepleted | BalanceRestored
     else:
         candidate = AccountSupply(event.account_id, SupplyIntent.RESTORE, event.restored_at,
                                   tuple(m.meter_id for m in event.meters))
+    # On a tie the later arrival wins: billing emits an account's events in order on one partition.
     if state is not None and state.since > candidate.since:
         return state
     return candidate

@@ -36,10 +36,10 @@ class PriorReading:
 
 
 def fingerprint(reading: ReadingReceived) -> str:
-    """A digest of the values that make two submissions the same reading."""
+    """A digest of the values that make two submissions the same reading (7.5 = 7.50, -0 = 0)."""
     canonical = json.dumps(
         {"utility": reading.utility.value,
-         "registers": sorted([r.register, str(r.value.normalize()), r.unit.value] for r in reading.registers)},
+         "registers": sorted([r.register, str(r.value.normalize() + 0), r.unit.value] for r in reading.registers)},
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -35,6 +35,10 @@ def test_trailing_zeros_do_not_change_the_fingerprint() -> None:
     assert fingerprint(_reading(("total", "7.5"))) == fingerprint(_reading(("total", "7.50")))
 
 
+def test_negative_zero_is_the_same_reading_as_zero() -> None:
+    assert fingerprint(_reading(("total", "-0.00"))) == fingerprint(_reading(("total", "0")))
+
+
 def test_register_order_does_not_change_the_fingerprint() -> None:
     one = _reading(("T1", "1.0"), ("T2", "2.0"))
     other = _reading(("T2", "2.0"), ("T1", "1.0"))
