@@ -4,7 +4,12 @@ Within one event version only additions that old events still satisfy are allowe
 optional field, a new enum value, a wider type. Anything else needs a new version with an
 upcaster, and the old version's file stays committed.
 
-Usage: python -m amiflow_schemas.compat [--dir DIR]   (exit 1 on a breaking change)
+Regenerating the files after a breaking change makes them match the models again, so
+``--against-history`` also compares each model with its file as git first recorded it: the
+published contract, which no later commit may break.
+
+Usage: python -m amiflow_schemas.compat [--dir DIR] [--against-history]
+(exit 1 on a breaking change, 2 if --against-history cannot read the git history)
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,13 @@ _FILE_NAME = re.compile(r"^(?P<type>[A-Za-z0-9]+)\.v(?P<version>[0-9]+)\.json$")
 _LOWER_BOUNDS = ("minLength", "minItems", "minimum", "exclusiveMinimum")
 _UPPER_BOUNDS = ("maxLength", "maxItems", "maximum", "exclusiveMaximum")
 _EXACT = ("format", "pattern", "const")
+
+BASELINE_COMMIT: str | None = "3d3854afb0611d296a997d68ba11295c899dbdf9"
+"""If set, a file added before this commit is compared with its content at this commit instead.
+
+The files were first committed in 43c29c2 as an unfinished snapshot: four hex fields still had
+maxLength 1048576, lowered to 524288 in 3d3854a, the first complete contract.
+"""
 
 
 @dataclass(frozen=True)
@@ -177,15 +191,108 @@ def _check_file(path: Path, key: tuple[str, int], cls: Any) -> list[SchemaChange
     return changes
 
 
+class HistoryUnavailable(RuntimeError):
+    """The git history cannot be read: no git, not a checkout, or a shallow clone."""
+
+
+def current_schemas() -> dict[tuple[str, int], Schema]:
+    """The JSON Schema every event version's model generates now, by (type, version)."""
+    return {(cls.EVENT_TYPE, cls.EVENT_VERSION): envelope_json_schema(cls) for cls in all_versions()}
+
+
+def breaking_changes_since_first_published(
+    root: Path = SCHEMAS_ROOT,
+    current: Mapping[tuple[str, int], Schema] | None = None,
+    baseline: str | None = BASELINE_COMMIT,
+) -> list[str]:
+    """Breaking changes from each schema file as first committed to the ``current`` schemas.
+
+    ``root`` is the folder holding ``jsonschema/`` inside a git checkout (default ``schemas/``);
+    ``current`` defaults to what the models generate. A file not committed yet is a new version
+    and is not checked. Raises ``HistoryUnavailable`` when the history cannot be trusted.
+    """
+    current = current_schemas() if current is None else current
+    problems = []
+    for relative, commit in _first_added(root, baseline).items():
+        match = _FILE_NAME.match(Path(relative).name)
+        if match is None:
+            continue  # check_committed reports misnamed files
+        published = json.loads(_git(root, "show", f"{commit}:./{relative}"))
+        schema = current.get((match["type"], int(match["version"])))
+        where = f"{relative} as of {commit[:10]}"
+        if schema is None:
+            problems.append(f"{where}: published version has no model any more")
+            continue
+        changes = compare_schemas(published, schema)
+        problems += [f"{where}: {c.path}: {c.message}" for c in changes if c.breaking]
+    return problems
+
+
+def _first_added(root: Path, baseline: str | None) -> dict[str, str]:
+    """Each schema file ever committed under ``root`` -> the commit holding its published text."""
+    if _git(root, "rev-parse", "--is-shallow-repository").strip() != "false":
+        raise HistoryUnavailable(f"{root} is in a shallow clone; fetch the full history (fetch-depth: 0)")
+    log = _git(root, "log", "--reverse", "--no-renames", "--diff-filter=A", "--relative",
+               "--name-only", "--format=commit %H", "--", SCHEMA_DIR)
+    first: dict[str, str] = {}
+    commit = ""
+    for line in log.splitlines():
+        if line.startswith("commit "):
+            commit = line.removeprefix("commit ")
+        elif line.endswith(".json"):
+            first.setdefault(line, commit)
+    if baseline is not None:
+        baseline = _git(root, "rev-parse", "--verify", f"{baseline}^{{commit}}").strip()
+        first = {path: baseline if _is_ancestor(root, added, baseline) else added
+                 for path, added in first.items()}
+    return first
+
+
+def _is_ancestor(root: Path, commit: str, descendant: str) -> bool:
+    status = _run_git(root, "merge-base", "--is-ancestor", commit, descendant).returncode
+    if status not in (0, 1):
+        raise HistoryUnavailable(f"cannot tell whether {commit} precedes {descendant} in {root}")
+    return status == 0
+
+
+def _git(root: Path, *args: str) -> str:
+    result = _run_git(root, *args)
+    if result.returncode != 0:
+        raise HistoryUnavailable(f"git {' '.join(args)} failed in {root}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _run_git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        # Arguments are fixed here or come from git itself, and no shell is involved.
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,  # noqa: S603, S607
+                              check=False)
+    except OSError as exc:  # git missing, or root is not a directory
+        raise HistoryUnavailable(f"cannot run git in {root}: {exc}") from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; prints every change, returns 1 if any is breaking."""
-    parser = argparse.ArgumentParser(prog="python -m amiflow_schemas.compat", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m amiflow_schemas.compat", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=SCHEMAS_ROOT / SCHEMA_DIR)
+    parser.add_argument("--against-history", action="store_true",
+                        help="also compare the models with each file as git first recorded it")
     args = parser.parse_args(argv)
     changes = check_committed(args.dir)
     for change in changes:
         print(change)  # noqa: T201 - a CLI's report
-    return 1 if any(change.breaking for change in changes) else 0
+    failed = any(change.breaking for change in changes)
+    if args.against_history:
+        try:
+            problems = breaking_changes_since_first_published(args.dir.resolve().parent)
+        except HistoryUnavailable as exc:
+            print(f"history check impossible: {exc}", file=sys.stderr)  # noqa: T201
+            return 2
+        for problem in problems:
+            print(problem)  # noqa: T201
+        failed = failed or bool(problems)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
