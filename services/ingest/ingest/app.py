@@ -1,52 +1,92 @@
-"""Ingest's handlers: load state, ask the core, persist the effect and its events in one transaction."""
+"""Ingest's reading handlers: load what was accepted before, decide in the core, record and stage
+the events in one transaction, wake the relay."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from amiflow_runtime import outbox
 from amiflow_runtime.service import ServiceRuntime
+from amiflow_schemas import Envelope, new_envelope
+from amiflow_schemas.events.devices import DeviceStatusReported
 from amiflow_schemas.events.readings import ReadingReceived
 from sqlalchemy.exc import IntegrityError
 
 from ingest.adapters import db
-from ingest.core.readings import Outcome, check_clock, decide, fingerprint, received_event
+from ingest.core.batches import ItemVerdict, decide_batch, reading_key
+from ingest.core.readings import PRODUCER, Outcome, check_clock, fingerprint, received_event
 
 
 @dataclass(frozen=True)
 class Receipt:
-    """The answer to a submitted reading."""
+    """The answer to one submitted reading."""
 
     outcome: Outcome
     event_id: uuid.UUID
 
 
+@dataclass(frozen=True)
+class Submission:
+    """One valid item of a batch: its position, the reading and the device status sent with it, if any."""
+
+    index: int
+    reading: ReadingReceived
+    status: DeviceStatusReported | None = None
+
+
 async def submit_reading(runtime: ServiceRuntime, tenant_id: str, reading: ReadingReceived,
                          max_future_skew: timedelta) -> Receipt:
-    """Record a reading and stage its ReadingReceived; repeats are answered, not republished."""
-    now = runtime.clock.now()
-    check_clock(reading, now, max_future_skew)
-    for _attempt in range(2):
+    """Record one reading and stage its ReadingReceived; repeats are answered, not republished."""
+    check_clock(reading, runtime.clock.now(), max_future_skew)
+    [verdict] = await submit_batch(runtime, tenant_id, [Submission(0, reading)])
+    return Receipt(verdict.outcome, verdict.event_id)
+
+
+async def submit_batch(runtime: ServiceRuntime, tenant_id: str, items: Sequence[Submission]) -> list[ItemVerdict]:
+    """Record a batch of valid readings in one transaction; a concurrent insert makes it re-decide once."""
+    if not items:
+        return []
+    for attempt in range(2):
         try:
-            return await _submit_once(runtime, tenant_id, reading)
+            return await _submit_once(runtime, tenant_id, items)
         except IntegrityError:
-            continue  # a concurrent submission of the same reading won; the next pass finds it
-    raise RuntimeError("reading could not be recorded after a concurrent insert")
+            if attempt:
+                raise  # not a race any more: a real constraint problem, let it surface
+    raise AssertionError("unreachable")
 
 
-async def _submit_once(runtime: ServiceRuntime, tenant_id: str, reading: ReadingReceived) -> Receipt:
+async def _submit_once(runtime: ServiceRuntime, tenant_id: str, items: Sequence[Submission]) -> list[ItemVerdict]:
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
-        prior = await db.prior_reading(session, tenant_id, reading.meter_id, reading.measured_at)
-        outcome = decide(prior, reading)
-        if prior is not None:
-            return Receipt(outcome, prior.event_id)
-        event = received_event(reading, tenant_id=tenant_id, event_id=uuid.uuid4(), now=now)
-        await db.record_accepted(session, tenant_id=tenant_id, meter_id=reading.meter_id,
-                                 measured_at=reading.measured_at, event_id=event.event_id,
-                                 fingerprint=fingerprint(reading), received_at=now)
-        await outbox.stage(session, db.outbox, [event], now)
-    runtime.wake_relay()
-    return Receipt(outcome, event.event_id)
+        priors = await db.priors_for(session, tenant_id, (reading_key(i.reading) for i in items))
+        verdicts = decide_batch(priors, [(i.index, i.reading) for i in items], [uuid.uuid4() for _ in items])
+        accepted = [(item, v) for item, v in zip(items, verdicts, strict=True) if v.outcome is Outcome.ACCEPTED]
+        await db.record_accepted_many(session, [_record(tenant_id, item.reading, v.event_id, now)
+                                                for item, v in accepted])
+        await outbox.stage(session, db.outbox, _events(tenant_id, accepted, now), now)
+    if accepted:
+        runtime.wake_relay()
+    return verdicts
+
+
+def _record(tenant_id: str, reading: ReadingReceived, event_id: uuid.UUID, now: datetime) -> dict[str, object]:
+    return {"tenant_id": tenant_id, "meter_id": reading.meter_id, "measured_at": reading.measured_at,
+            "event_id": str(event_id), "fingerprint": fingerprint(reading), "received_at": now}
+
+
+def _events(tenant_id: str, accepted: list[tuple[Submission, ItemVerdict]], now: datetime) -> list[Envelope[Any]]:
+    events: list[Envelope[Any]] = []
+    for item, verdict in accepted:
+        reading = received_event(item.reading, tenant_id=tenant_id, event_id=verdict.event_id, now=now)
+        events.append(reading)
+        if item.status is not None:  # status bits sent with an accepted reading, caused by it
+            events.append(new_envelope(
+                item.status, event_id=uuid.uuid4(), tenant_id=tenant_id, key=item.status.meter_id,
+                occurred_at=item.status.reported_at, recorded_at=now, producer=PRODUCER,
+                correlation_id=reading.correlation_id, causation_id=reading.event_id,
+            ))
+    return events

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from uuid import UUID
 
 from amiflow_runtime.db import UtcDateTime, inbox_table, outbox_table
-from sqlalchemy import Column, MetaData, String, Table, insert, select
+from sqlalchemy import Column, MetaData, String, Table, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ingest.core.readings import PriorReading
@@ -26,6 +27,34 @@ accepted_readings = Table(
     Column("fingerprint", String(64), nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),
 )
+
+
+PRIOR_LOOKUP_CHUNK = 1000  # keeps bound parameters well under SQLite's and asyncpg's limits
+
+
+async def priors_for(session: AsyncSession, tenant_id: str,
+                     keys: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datetime], PriorReading]:
+    """The readings already accepted for these (meter, instant) keys, in one query per chunk."""
+    wanted = list(dict.fromkeys(keys))
+    found: dict[tuple[str, datetime], PriorReading] = {}
+    for start in range(0, len(wanted), PRIOR_LOOKUP_CHUNK):
+        chunk = wanted[start:start + PRIOR_LOOKUP_CHUNK]
+        rows = await session.execute(
+            select(accepted_readings.c.meter_id, accepted_readings.c.measured_at, accepted_readings.c.event_id,
+                   accepted_readings.c.fingerprint).where(
+                accepted_readings.c.tenant_id == tenant_id,
+                tuple_(accepted_readings.c.meter_id, accepted_readings.c.measured_at).in_(chunk),
+            )
+        )
+        for row in rows:
+            found[(row.meter_id, row.measured_at)] = PriorReading(UUID(row.event_id), row.fingerprint)
+    return found
+
+
+async def record_accepted_many(session: AsyncSession, rows: list[dict[str, object]]) -> None:
+    """Insert accepted-reading records in one statement (executemany)."""
+    if rows:
+        await session.execute(insert(accepted_readings), rows)
 
 
 async def prior_reading(session: AsyncSession, tenant_id: str, meter_id: str,

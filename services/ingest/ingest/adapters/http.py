@@ -1,24 +1,40 @@
-"""Ingest's HTTP API for integrators and other head-ends."""
+"""Ingest's HTTP API for integrators and other head-ends: readings in, receipts out."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
 from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.metrics import HTTP_REJECTED
+from amiflow_schemas.events.devices import BatteryLevel, BatteryStatus, DeviceAlarmFlag, DeviceStatusReported
 from amiflow_schemas.events.readings import ReadingReceived, RegisterValue
-from amiflow_schemas.primitives import ReadingSource, Utility
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from amiflow_schemas.primitives import ReadingSource, RelayState, Utility, ValveState
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, WrapValidator
 
-from ingest.app import submit_reading
+from ingest.app import Submission, submit_batch
 from ingest.config import IngestSettings
-from ingest.core.readings import Outcome, ReadingRefused
+from ingest.core.readings import Outcome, ReadingRefused, check_clock
+
+MAX_BATCH = 10_000
 
 
-class ReadingSubmission(BaseModel):
+class DeviceFlags(BaseModel):
+    """Status a device reported with its reading (all optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    valve: ValveState | None = None
+    relay: RelayState | None = None
+    battery: BatteryLevel | None = None
+    alarms: list[DeviceAlarmFlag] = Field(default_factory=list, max_length=len(DeviceAlarmFlag))
+
+
+class ReadingItem(BaseModel):
     """A meter reading as an integrator sends it."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
@@ -31,13 +47,54 @@ class ReadingSubmission(BaseModel):
     measured_at: AwareDatetime
     registers: list[RegisterValue] = Field(min_length=1, max_length=64)
     gateway_id: str | None = None
+    status: DeviceFlags | None = None
 
 
-class ReadingReceipt(BaseModel):
-    """What ingest did with a submission."""
+@dataclass(frozen=True)
+class InvalidItem:
+    """An item that failed validation; it is answered, not raised, so the rest of the batch goes on."""
 
-    event_id: UUID
-    status: Outcome
+    reason: str
+
+
+def _reasons(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(map(str, e['loc'])) or 'item'}: {e['msg']}" for e in exc.errors()[:5]]
+    return "; ".join(parts)
+
+
+def _lenient(value: Any, handler: Any) -> Any:
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        return InvalidItem(_reasons(exc))
+
+
+LenientItem = Annotated[ReadingItem, WrapValidator(_lenient, json_schema_input_type=ReadingItem)]
+
+
+class ReadingBatch(BaseModel):
+    """Up to 10,000 readings; each is accepted or rejected on its own."""
+
+    readings: list[LenientItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class ItemResult(BaseModel):
+    """What happened to one item."""
+
+    index: int
+    status: str  # accepted | duplicate | conflict | rejected
+    event_id: UUID | None = None
+    reason: str | None = None
+
+
+class BatchReceipt(BaseModel):
+    """Counts and per-item results, in the order the items were sent."""
+
+    accepted: int
+    duplicates: int
+    conflicts: int
+    rejected: int
+    items: list[ItemResult]
 
 
 def _settings(request: Request) -> IngestSettings:
@@ -46,29 +103,66 @@ def _settings(request: Request) -> IngestSettings:
 
 
 Settings = Annotated[IngestSettings, Depends(_settings)]
-
 router = APIRouter(prefix="/v1", tags=["readings"])
 
 
-@router.post("/readings", status_code=status.HTTP_202_ACCEPTED, response_model=ReadingReceipt,
-             responses={200: {"description": "The same reading was accepted before"},
-                        409: {"description": "Another reading with different values exists for that instant"},
-                        422: {"description": "The reading is not valid; the body says why"}})
-async def post_reading(submission: ReadingSubmission, runtime: RuntimeDep, settings: Settings,
-                       tenant: Tenant) -> Any:
-    """Accept one reading; it is durable when this answers 202 and reaches Kafka as ReadingReceived."""
-    try:
-        reading = ReadingReceived(**submission.model_dump(), source=ReadingSource.HTTP)
-    except ValidationError as exc:
-        raise HTTPException(422, detail=[{"reason": e["msg"], "location": ".".join(map(str, e["loc"]))}
-                                         for e in exc.errors()]) from None
-    try:
-        receipt = await submit_reading(runtime, tenant, reading, timedelta(seconds=settings.max_future_skew_s))
-    except ReadingRefused as exc:
-        raise HTTPException(422, detail=str(exc)) from None
-    body = {"event_id": str(receipt.event_id), "status": receipt.outcome.value}
-    if receipt.outcome is Outcome.CONFLICT:
-        body["reason"] = (f"meter {reading.meter_id} already has a different reading at "
-                          f"{reading.measured_at.isoformat()}; correct it through VEE editing")
+def to_submission(index: int, item: ReadingItem, settings: IngestSettings, now: Any) -> Submission:
+    """The domain form of an item, or ReadingRefused / ValidationError with the reason."""
+    reading = ReadingReceived(meter_id=item.meter_id, utility=item.utility, measured_at=item.measured_at,
+                              registers=tuple(item.registers), source=ReadingSource.HTTP, gateway_id=item.gateway_id)
+    check_clock(reading, now, timedelta(seconds=settings.max_future_skew_s))
+    status = None
+    if item.status is not None:
+        flags = item.status
+        status = DeviceStatusReported(
+            meter_id=item.meter_id, utility=item.utility, reported_at=item.measured_at, valve=flags.valve,
+            relay=flags.relay, alarms=tuple(dict.fromkeys(flags.alarms)), status_word_hex=None,
+            battery=BatteryStatus(level=flags.battery, voltage_v=None, remaining_percent=None)
+            if flags.battery else None, gateway_id=item.gateway_id,
+        )
+    return Submission(index, reading, status)
+
+
+@router.post("/readings", response_model=BatchReceipt, responses={
+    202: {"description": "A single reading was accepted"},
+    409: {"description": "A single reading contradicts the one accepted for that meter and instant"},
+    422: {"description": "The request is not valid; the body says why"}})
+async def post_readings(body: ReadingBatch | ReadingItem, runtime: RuntimeDep, settings: Settings,
+                        tenant: Tenant) -> Any:
+    """Accept readings: a batch answers per item (re-sending one is a no-op); a single object answers alone."""
+    items = body.readings if isinstance(body, ReadingBatch) else [body]
+    now = runtime.clock.now()
+    results: dict[int, ItemResult] = {}
+    valid: list[Submission] = []
+    for index, item in enumerate(items):
+        try:
+            if isinstance(item, InvalidItem):
+                raise ReadingRefused(item.reason)
+            valid.append(to_submission(index, item, settings, now))
+        except (ReadingRefused, ValidationError, ValueError) as exc:
+            reason = _reasons(exc) if isinstance(exc, ValidationError) else str(exc)
+            results[index] = ItemResult(index=index, status="rejected", reason=reason)
+    for verdict in await submit_batch(runtime, tenant, valid):
+        results[verdict.index] = ItemResult(index=verdict.index, status=verdict.outcome.value,
+                                            event_id=verdict.event_id)
+    ordered = [results[i] for i in range(len(items))]
+    if isinstance(body, ReadingItem):
+        return _single_answer(ordered[0], body)
+    HTTP_REJECTED.labels("/v1/readings", "item").inc(sum(r.status == "rejected" for r in ordered))
+    return BatchReceipt(accepted=_count(ordered, "accepted"), duplicates=_count(ordered, "duplicate"),
+                        conflicts=_count(ordered, "conflict"), rejected=_count(ordered, "rejected"), items=ordered)
+
+
+def _count(results: list[ItemResult], status: str) -> int:
+    return sum(r.status == status for r in results)
+
+
+def _single_answer(result: ItemResult, item: ReadingItem) -> JSONResponse:
+    body: dict[str, Any] = {"event_id": str(result.event_id) if result.event_id else None, "status": result.status}
+    if result.status == Outcome.CONFLICT.value:
+        body["reason"] = (f"meter {item.meter_id} already has a different reading at "
+                          f"{item.measured_at.isoformat()}; correct it through VEE editing")
         return JSONResponse(body, status_code=409)
-    return JSONResponse(body, status_code=202 if receipt.outcome is Outcome.ACCEPTED else 200)
+    if result.status == "rejected":
+        return JSONResponse({"detail": result.reason}, status_code=422)
+    return JSONResponse(body, status_code=202 if result.status == Outcome.ACCEPTED.value else 200)
