@@ -10,6 +10,7 @@ from uuid import UUID, uuid5
 from amiflow_schemas import events as ev
 from amiflow_schemas.envelope import Envelope, new_envelope
 from amiflow_schemas.events import alarms, billing, commands, devices, notifications, readings
+from amiflow_schemas.events import registry as reg
 from amiflow_schemas.payload import EventPayload
 from amiflow_schemas.primitives import ReadingSource, RelayState, Unit, Utility, ValveState
 from amiflow_schemas.registry import EVENT_TYPES
@@ -55,6 +56,8 @@ def _readings() -> list[EventPayload]:
             registers=(_total("102.40"),),
             source=ReadingSource.DTU,
             gateway_id="DTU-861234567890123",
+            frame_hex="681078563412000000811690",
+            received_at=AT + timedelta(seconds=3),
         ),
         ev.ReadingValidated(**validated, status=readings.ValidationStatus.ACTUAL,
                             estimation_method=None),
@@ -221,9 +224,69 @@ def _notifications() -> list[EventPayload]:
     ]
 
 
+def _meter_state(meter_id: str, **changes: Any) -> reg.MeterState:
+    fields: dict[str, Any] = dict(
+        meter_id=meter_id,
+        utility=Utility.WATER,
+        profile="cjt188-water-2004",
+        bus_address="00000012345678",
+        multiplier=Decimal("1"),
+        dial_count=8,
+        unit=Unit.M3,
+        installation_date=date(2024, 3, 15),
+        installation_reading=Decimal("0"),
+        installed_at=None,
+        premise="Building 3, Unit 2",
+        room="1201",
+        location=reg.GeoLocation(latitude=Decimal("30.572815"), longitude=Decimal("104.066801")),
+        groups=reg.MeterGroups(building="B3", customer_type="residential", district_metered_area="DMA-07"),
+        di_order=reg.DiByteOrder.DI_90_1F,
+        schedule=reg.ReadSchedule(kind=reg.ScheduleKind.DAILY, at_local="01:00", jitter_s=1800),
+        gateway_id="COL-0042",
+        channel="1",
+        status=reg.MeterStatus.ACTIVE,
+        replaces_meter_id=None,
+        removal=None,
+    )
+    return reg.MeterState(**{**fields, **changes})
+
+
+def _registry() -> list[EventPayload]:
+    tenant = "tenant-demo"
+    swap = reg.MeterReplacement(new_meter_id="WM-000087654321", removed_at=AT,
+                                removal_reading=Decimal("102.40"), installed_at=AT + timedelta(minutes=20),
+                                installation_reading=Decimal("0.01"))
+    removal = reg.MeterRemoval(removed_at=AT, removal_reading=Decimal("102.40"),
+                               replaced_by_meter_id="WM-000087654321")
+    return [
+        ev.MeterDefined(device_key=reg.registry_key(tenant, reg.DeviceKind.METER, "WM-000012345678"),
+                        revision=1, change=reg.RegistryChange.REGISTERED, meter=_meter_state("WM-000012345678")),
+        ev.MeterReplaced(
+            device_key=reg.registry_key(tenant, reg.DeviceKind.METER, "WM-000012345678"), revision=2,
+            meter=_meter_state("WM-000012345678", status=reg.MeterStatus.REMOVED, removal=removal),
+            replacement=swap,
+        ),
+        ev.GatewayDefined(
+            device_key=reg.registry_key(tenant, reg.DeviceKind.GATEWAY, "COL-0042"), revision=3,
+            change=reg.RegistryChange.UPDATED,
+            gateway=reg.GatewayState(gateway_id="COL-0042", kind=reg.GatewayKind.COLLECTOR, registration_id=None,
+                                     model="KD-C485", firmware="2.1.7", parent_gateway_id="DTU-861234567890123",
+                                     channel="RS485-1", maintenance=reg.MaintenanceState.IN_SERVICE),
+        ),
+        ev.SimCardDefined(
+            device_key=reg.registry_key(tenant, reg.DeviceKind.SIM_CARD, "89860412345678901234"), revision=2,
+            change=reg.RegistryChange.UPDATED, changed=(reg.SimCardAspect.CARD,),
+            sim_card=reg.SimCardState(iccid="89860412345678901234", imsi="460041234567890",
+                                      msisdn="1064812345678", carrier="China Mobile", data_plan="IoT 30 MB",
+                                      quota_bytes=31_457_280, used_bytes=1_048_576,
+                                      expires_on=date(2027, 6, 30), gateway_id="DTU-861234567890123"),
+        ),
+    ]
+
+
 def example_payloads() -> dict[str, EventPayload]:
     """An example payload of every current event type, by event type."""
-    built = [*_readings(), *_devices(), *_alarms(), *_billing(), *_commands(), *_notifications()]
+    built = [*_readings(), *_devices(), *_alarms(), *_billing(), *_commands(), *_notifications(), *_registry()]
     by_type = {payload.EVENT_TYPE: payload for payload in built}
     return {name: by_type[name] for name in EVENT_TYPES if name in by_type}
 

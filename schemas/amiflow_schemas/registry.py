@@ -37,6 +37,10 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         events.CommandFailed,
         events.CommandExpired,
         events.NotificationSent,
+        events.MeterDefined,
+        events.MeterReplaced,
+        events.GatewayDefined,
+        events.SimCardDefined,
     )
 }
 """The current version of every event type, by name."""

@@ -82,6 +82,24 @@ TOPICS: tuple[TopicSpec, ...] = (
         public=False,
     ),
     TopicSpec(
+        name="amiflow.registry.devices",
+        key="device_key",  # <tenant>/<kind>/<id>: tenants may reuse device ids, compaction must not merge them
+        partitions=6,
+        # Compacted: the last record per device is its whole state (events/registry.py), so a
+        # consumer reading from the start materialises every device without the full history.
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+        event_types=(
+            ev.MeterDefined.EVENT_TYPE,
+            ev.MeterReplaced.EVENT_TYPE,
+            ev.GatewayDefined.EVENT_TYPE,
+            ev.SimCardDefined.EVENT_TYPE,
+        ),
+        producer="ingest",
+        description="The device registry: each meter's, gateway's and SIM card's current state.",
+        public=False,
+    ),
+    TopicSpec(
         name="amiflow.vee.readings",
         key="meter_id",
         partitions=12,

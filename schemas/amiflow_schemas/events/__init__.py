@@ -25,6 +25,12 @@ from amiflow_schemas.events.readings import (
     ReadingValidated,
     RegisterValue,
 )
+from amiflow_schemas.events.registry import (
+    GatewayDefined,
+    MeterDefined,
+    MeterReplaced,
+    SimCardDefined,
+)
 
 __all__ = [
     "AlarmCleared",
@@ -40,6 +46,9 @@ __all__ = [
     "DailySettled",
     "DeviceStatusReported",
     "FrameRejected",
+    "GatewayDefined",
+    "MeterDefined",
+    "MeterReplaced",
     "NotificationSent",
     "PaymentReceived",
     "ReadingCorrected",
@@ -47,5 +56,6 @@ __all__ = [
     "ReadingValidated",
     "RegisterValue",
     "RelayCommandIssued",
+    "SimCardDefined",
     "ValveCommandIssued",
 ]

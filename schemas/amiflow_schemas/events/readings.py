@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, Field, PositiveInt, model_validator
 from amiflow_schemas.payload import EventPayload, PayloadPart, shadowing_abc_register
 from amiflow_schemas.primitives import (
     ExactDecimal,
+    HexBytes,
     Identifier,
     ReadingSource,
     RegisterName,
@@ -54,6 +55,10 @@ class ReadingReceived(EventPayload):
     registers: Annotated[Registers, Field(min_length=1)]
     source: ReadingSource
     gateway_id: Identifier | None  # the DTU or concentrator; None for HTTP and manual reads
+    # Optional additions within v1 (older events lack them): the raw frame the reading was
+    # decoded from, for protocol engineers, and when the head-end received it.
+    frame_hex: HexBytes | None = None
+    received_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _units_fit_utility(self) -> Self:

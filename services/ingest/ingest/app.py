@@ -15,6 +15,7 @@ from amiflow_schemas import Envelope, new_envelope
 from amiflow_schemas.events.devices import DeviceStatusReported
 from amiflow_schemas.events.readings import ReadingReceived
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ingest.adapters import db
 from ingest.core.batches import ItemVerdict, decide_batch, reading_key
@@ -90,3 +91,20 @@ def _events(tenant_id: str, accepted: list[tuple[Submission, ItemVerdict]], now:
                 correlation_id=reading.correlation_id, causation_id=reading.event_id,
             ))
     return events
+
+
+async def stage_facts(session: AsyncSession, tenant_id: str, payloads: Sequence[Any], key: str,
+                      occurred_at: datetime, now: datetime, causation_id: uuid.UUID | None = None) -> None:
+    """Stage events into the caller's open transaction, so they commit with its other changes."""
+    events = [new_envelope(p, event_id=uuid.uuid4(), tenant_id=tenant_id, key=key, occurred_at=occurred_at,
+                           recorded_at=now, producer=PRODUCER, causation_id=causation_id) for p in payloads]
+    await outbox.stage(session, db.outbox, events, now)
+
+
+async def record_events(runtime: ServiceRuntime, tenant_id: str, payloads: Sequence[Any], key: str,
+                        occurred_at: datetime, causation_id: uuid.UUID | None = None) -> None:
+    """Stage facts that need no idempotency record (device status, rejections) in their own transaction."""
+    now = runtime.clock.now()
+    async with runtime.sessions() as session, session.begin():
+        await stage_facts(session, tenant_id, payloads, key, occurred_at, now, causation_id)
+    runtime.wake_relay()

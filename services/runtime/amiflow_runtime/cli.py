@@ -4,6 +4,8 @@
     amiflow kafka     start | stop | status | fetch the local broker
     amiflow topics    create / verify the registry's topics and print them
     amiflow migrate   run each service's database migrations
+    amiflow decode    decode a meter frame;  amiflow encode   build a downlink frame
+    amiflow simulate  a fleet of virtual meters and DTUs talking to the gateway
 
 Heavy imports (pydantic settings, aiokafka, the topic registry) happen inside the commands so that
 `amiflow --help` stays instant and a half-written registry cannot break the other commands.
@@ -455,6 +457,27 @@ def _add_chores(sub: Any) -> None:
     migrate.set_defaults(handler=cmd_migrate)
 
 
+# Tools that live in a service are run as that service's module: the runtime imports no service.
+DELEGATED = {
+    "decode": (["ingest.tools.codec_cli", "decode"], "decode a meter frame (hex) and print it as JSON"),
+    "encode": (["ingest.tools.codec_cli", "encode"], "build a downlink frame (valve, relay, read, time sync)"),
+    "simulate": (["ingest.simulator"], "run virtual meters behind virtual DTUs against the gateway"),
+}
+
+
+def cmd_delegated(args: argparse.Namespace) -> int:
+    """Run a service's tool module with the remaining arguments; its exit code is ours."""
+    module = DELEGATED[args.command][0]
+    return subprocess.run([sys.executable, "-m", *module, *args.rest], check=False).returncode
+
+
+def _add_delegated(sub: Any) -> None:
+    for name, (_module, text) in DELEGATED.items():
+        tool = sub.add_parser(name, help=text, add_help=False)
+        tool.add_argument("rest", nargs=argparse.REMAINDER)
+        tool.set_defaults(handler=cmd_delegated)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `amiflow` argument parser with its four commands."""
     parser = argparse.ArgumentParser(prog="amiflow", description=__doc__,
@@ -462,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_up(sub)
     _add_chores(sub)
+    _add_delegated(sub)
     return parser
 
 
@@ -474,6 +498,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace | int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `amiflow` console script; returns the exit code."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given and given[0] in DELEGATED:  # the tool parses its own arguments, --help included
+        return cmd_delegated(argparse.Namespace(command=given[0], rest=given[1:]))
     args = _parse(argv)
     if isinstance(args, int):
         return args

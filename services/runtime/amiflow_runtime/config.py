@@ -59,6 +59,9 @@ class ServiceSettings(BaseSettings):
     # Until bearer tokens carry the tenant (trust issue), callers name it in X-Tenant-Id; else this one.
     default_tenant: str = _platform("AMIFLOW_DEFAULT_TENANT", "demo")
 
+    # The tenant's zone for local days and for meter clocks, which send local wall time without offset.
+    time_zone: str = _platform("AMIFLOW_TIME_ZONE", "Asia/Shanghai")
+
     log_level: str = _platform("LOG_LEVEL", "INFO")
     log_format: str = _platform("LOG_FORMAT", "json")
     otel_exporter_otlp_endpoint: str | None = _platform("OTEL_EXPORTER_OTLP_ENDPOINT", None)

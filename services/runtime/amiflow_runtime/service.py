@@ -56,7 +56,8 @@ class ServiceRuntime:
     started_event: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     # Faust agents report here (plain consumers report through `consumers`).
     agents_ready: dict[str, bool] = field(default_factory=dict, init=False)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _tasks: list[asyncio.Future[None]] = field(default_factory=list, init=False)
+    _jobs: list[asyncio.Future[None]] = field(default_factory=list, init=False)  # servers: cancelled at stop
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.settings.resolved_database_url)
@@ -89,7 +90,7 @@ class ServiceRuntime:
             for subscription in subscriptions:
                 self._spawn_consumer(subscription)
             for job in extra:
-                self._spawn(job(), getattr(job, "__name__", "job"))
+                self._jobs.append(self._spawn(job(), getattr(job, "__name__", "job")))
             self.started = True
             self.started_event.set()
             log.info("%s started", self.name)
@@ -113,12 +114,13 @@ class ServiceRuntime:
         self.consumers.append(consumer)
         self._spawn(consumer.run(), subscription.consumer)
 
-    def _spawn(self, job: Awaitable[None], name: str) -> None:
+    def _spawn(self, job: Awaitable[None], name: str) -> asyncio.Future[None]:
         task = asyncio.ensure_future(job)
         task.add_done_callback(lambda t: self._on_task_done(name, t))
         self._tasks.append(task)
+        return task
 
-    def _on_task_done(self, name: str, task: asyncio.Task[None]) -> None:
+    def _on_task_done(self, name: str, task: asyncio.Future[None]) -> None:
         if task.cancelled():
             return
         exc = task.exception()
@@ -146,6 +148,8 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         """Stop consumers first (they finish the record in hand), then the relay, then the producer."""
+        for job in self._jobs:
+            job.cancel()  # listeners (the DTU gateway) run until cancelled
         for consumer in self.consumers:
             consumer.stop()
         if self.relay is not None:

@@ -1,0 +1,75 @@
+"""The gateway's tables: DTU connection state (for the API process) and the downlink mailbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from amiflow_runtime.db import UtcDateTime
+from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, and_, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ingest.adapters.db import metadata
+
+# One row per DTU that ever connected; the worker holding the link keeps it current.
+gateway_connections = Table(
+    "gateway_connections", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("gateway_id", String(128), primary_key=True),
+    Column("online", Boolean, nullable=False),
+    Column("remote_address", String(64), nullable=True),
+    Column("instance", String(128), nullable=False),
+    Column("connected_at", UtcDateTime(), nullable=True),
+    Column("disconnected_at", UtcDateTime(), nullable=True),
+    Column("last_seen_at", UtcDateTime(), nullable=True),
+    Column("frames_in", Integer, nullable=False, default=0),
+    Column("signal_csq", Integer, nullable=True),
+)
+
+# Commands waiting for (or travelling to) their device: a sleepy meter gets its command on its next
+# uplink, a DTU that is offline gets it when it logs in again.
+downlink_commands = Table(
+    "downlink_commands", metadata,
+    Column("command_id", String(36), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("meter_id", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),  # valve | relay
+    Column("action", String(32), nullable=False),
+    Column("not_before", UtcDateTime(), nullable=True),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | acknowledged | failed | expired
+    Column("attempts", Integer, nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_downlink_pending", "state", "tenant_id", "meter_id"),
+)
+
+
+async def mark_online(session: AsyncSession, *, tenant_id: str, gateway_id: str, remote: str, instance: str,
+                      at: datetime) -> None:
+    """Record a login (insert or update)."""
+    values = {"online": True, "remote_address": remote, "instance": instance, "connected_at": at,
+              "last_seen_at": at, "disconnected_at": None}
+    key = and_(gateway_connections.c.tenant_id == tenant_id, gateway_connections.c.gateway_id == gateway_id)
+    done = await session.execute(update(gateway_connections).where(key).values(**values))
+    if done.rowcount == 0:  # type: ignore[attr-defined]
+        await session.execute(insert(gateway_connections).values(tenant_id=tenant_id, gateway_id=gateway_id,
+                                                                 frames_in=0, **values))
+
+
+async def mark_seen(session: AsyncSession, *, tenant_id: str, gateway_id: str, at: datetime, frames_in: int,
+                    online: bool, instance: str) -> None:
+    """Refresh last-seen and counters; `online=False` records the disconnect (only by the holder)."""
+    key = and_(gateway_connections.c.tenant_id == tenant_id, gateway_connections.c.gateway_id == gateway_id,
+               gateway_connections.c.instance == instance)
+    values: dict[str, Any] = {"last_seen_at": at, "frames_in": frames_in, "online": online}
+    if not online:
+        values["disconnected_at"] = at
+    await session.execute(update(gateway_connections).where(key).values(**values))
+
+
+async def connection(session: AsyncSession, tenant_id: str, gateway_id: str) -> dict[str, Any] | None:
+    row = (await session.execute(select(gateway_connections).where(
+        gateway_connections.c.tenant_id == tenant_id, gateway_connections.c.gateway_id == gateway_id))).first()
+    return None if row is None else row._asdict()

@@ -1,0 +1,97 @@
+"""The device registry's HTTP API under /v1: meters here; gateways, SIM cards and files beside it.
+
+Every route is scoped by the caller's tenant; another tenant's device answers 404 like a missing one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_schemas.events.registry import MeterStatus
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel
+
+from ingest import registry_app as handlers
+from ingest.adapters import registry_db as rdb
+from ingest.adapters.registry_files import router as files_router
+from ingest.adapters.registry_forms import MeterForm, NewMeterForm, RemovalForm, ReplacementForm
+from ingest.adapters.registry_network_http import router as network_router
+from ingest.adapters.registry_views import REFUSALS, MeterView, answers_refusals, meter_view
+from ingest.core.registry import DeviceNotFound
+
+router = APIRouter(prefix="/v1", responses=REFUSALS)
+meters = APIRouter(tags=["registry: meters"])
+
+PageSize = Annotated[int, Query(ge=1, le=1000)]
+
+
+class MeterPage(BaseModel):
+    meters: list[MeterView]
+    next_after: str | None  # pass as ?after= for the next page; None on the last page
+
+
+class Replacement(BaseModel):
+    removed: MeterView
+    installed: MeterView
+
+
+@meters.post("/meters", status_code=status.HTTP_201_CREATED, response_model=MeterView)
+@answers_refusals
+async def register_meter(form: NewMeterForm, runtime: RuntimeDep, tenant: Tenant) -> Any:
+    """Register a meter; it is announced as MeterDefined on amiflow.registry.devices."""
+    return meter_view(await handlers.register_meter(runtime, tenant, form.meter_id, form.to_details()))
+
+
+@meters.get("/meters", response_model=MeterPage)
+async def list_meters(runtime: RuntimeDep, tenant: Tenant, after: str | None = None, limit: PageSize = 100,
+                      status: MeterStatus | None = None, gateway_id: str | None = None) -> Any:
+    """The tenant's meters in id order, a page at a time."""
+    async with runtime.sessions() as session:
+        page = await rdb.list_meters(session, tenant, after=after, limit=limit, status=status, gateway_id=gateway_id)
+    return {"meters": [meter_view(m) for m in page],
+            "next_after": page[-1].meter_id if len(page) == limit else None}
+
+
+@meters.get("/meters/{meter_id}", response_model=MeterView)
+@answers_refusals
+async def get_meter(meter_id: str, runtime: RuntimeDep, tenant: Tenant) -> Any:
+    async with runtime.sessions() as session:
+        found = await rdb.meter(session, tenant, meter_id)
+    if found is None:
+        raise DeviceNotFound(f"meter {meter_id} is not registered")
+    return meter_view(found)
+
+
+@meters.put("/meters/{meter_id}", response_model=MeterView)
+@answers_refusals
+async def update_meter(meter_id: str, form: MeterForm, runtime: RuntimeDep, tenant: Tenant) -> Any:
+    """Replace a meter's details; the same details again change nothing (no event, same revision)."""
+    return meter_view(await handlers.update_meter(runtime, tenant, meter_id, form.to_details()))
+
+
+@meters.post("/meters/{meter_id}/removal", response_model=MeterView)
+@answers_refusals
+async def remove_meter(meter_id: str, form: RemovalForm, runtime: RuntimeDep, tenant: Tenant) -> Any:
+    """Take a meter off the network with its last reading; the record stays, with status removed."""
+    return meter_view(await handlers.remove_meter(runtime, tenant, meter_id, form.removed_at, form.removal_reading))
+
+
+@meters.delete("/meters/{meter_id}", response_model=MeterView)
+@answers_refusals
+async def delete_meter(meter_id: str, runtime: RuntimeDep, tenant: Tenant) -> Any:
+    """Remove a meter now, without a removal reading (POST …/removal records one)."""
+    return meter_view(await handlers.remove_meter(runtime, tenant, meter_id, None, None))
+
+
+@meters.post("/meters/{meter_id}/replacement", status_code=status.HTTP_201_CREATED, response_model=Replacement)
+@answers_refusals
+async def replace_meter(meter_id: str, form: ReplacementForm, runtime: RuntimeDep, tenant: Tenant) -> Any:
+    """Swap a meter: MeterReplaced on the old meter (both readings) and MeterDefined for the new one."""
+    removed, installed = await handlers.replace_meter(runtime, tenant, meter_id, form.to_swap())
+    return {"removed": meter_view(removed), "installed": meter_view(installed)}
+
+
+router.include_router(meters)
+router.include_router(network_router)
+router.include_router(files_router)

@@ -1,0 +1,198 @@
+"""One DTU connection: the byte stream, the bus it fronts, and the one request in flight on it.
+
+The half-duplex bus behind a DTU answers one master request at a time (dtu-connections.md §3), so
+requests take the bus lock, wait a few seconds for the matching reply and retry a little. Everything
+else that arrives — replies after their timeout, store-and-forward backlogs, meters that push —
+is unsolicited uplink and is handled, never discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from amiflow_schemas.events.devices import FrameProtocol, RejectionReason
+
+from ingest.core.dtu_login import is_heartbeat
+from ingest.core.polling import BusPolicy
+from ingest.core.protocols import (
+    DecodedFrame,
+    FrameError,
+    MeterProfile,
+    RejectedBytes,
+    StreamSplitter,
+    WireFrame,
+    decode_frame,
+)
+from ingest.core.registry import Gateway
+
+log = logging.getLogger("ingest.gateway.link")
+
+ReplyMatch = Callable[[DecodedFrame], bool]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Bytes that could not be used, with the reason, for FrameRejected."""
+
+    raw: bytes
+    reason: RejectionReason
+    detail: str
+    protocol: FrameProtocol = FrameProtocol.UNKNOWN
+    address: str | None = None
+
+
+class LinkSink:
+    """What a link hands upward: decoded frames it did not wait for, and rejections."""
+
+    async def uplink(self, link: DtuLink, frame: DecodedFrame) -> None:
+        raise NotImplementedError
+
+    async def rejected(self, link: DtuLink, rejection: Rejection) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class DtuLink:
+    """A logged-in DTU: reads frames, serialises requests on its bus, keeps its own counters."""
+
+    gateway: Gateway
+    remote: str
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    sink: LinkSink
+    policy: BusPolicy
+    heartbeat: bytes | None
+    idle_timeout_s: float
+    connected_at: datetime
+    splitter: StreamSplitter = field(default_factory=StreamSplitter)
+    profiles: dict[str, MeterProfile] = field(default_factory=dict)  # bus address → the meter's model
+    last_seen: float = field(default_factory=time.monotonic)
+    frames_in: int = 0
+    misses: int = 0
+    _bus: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _waiting: tuple[ReplyMatch, asyncio.Future[DecodedFrame]] | None = None
+    _last_request_at: float = 0.0
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def gateway_id(self) -> str:
+        return self.gateway.gateway_id
+
+    @property
+    def tenant_id(self) -> str:
+        return self.gateway.tenant_id
+
+    async def serve(self, first_bytes: bytes = b"") -> None:
+        """Read until the peer goes away or stays silent past the idle timeout."""
+        try:
+            if first_bytes:
+                await self._take(first_bytes)
+            while True:
+                data = await asyncio.wait_for(self.reader.read(4096), self.idle_timeout_s)
+                if not data:
+                    return
+                await self._take(data)
+        except TimeoutError:
+            log.info("DTU %s idle for %.0f s; closing", self.gateway_id, self.idle_timeout_s)
+        except (ConnectionError, OSError) as exc:
+            log.info("DTU %s connection lost: %s", self.gateway_id, exc)
+        finally:
+            self.close()
+            for item in self.splitter.flush():  # a frame cut off by the disconnect is reported, not lost
+                await self._item(item)
+
+    async def _take(self, data: bytes) -> None:
+        self.last_seen = time.monotonic()
+        if is_heartbeat(data, self.heartbeat, self._waiting is not None):
+            return
+        for item in self.splitter.feed(data):
+            await self._item(item)
+
+    async def _item(self, item: WireFrame | RejectedBytes) -> None:
+        if isinstance(item, RejectedBytes):
+            await self.sink.rejected(self, Rejection(item.raw, item.reason, item.detail, item.protocol))
+        elif not item.is_request:  # a request is the echo of ours (or another master's): not meter data
+            await self._frame(item.raw)
+
+    def _decode(self, raw: bytes) -> DecodedFrame:
+        # Decode generically to learn the address, then again with that meter's model profile when it
+        # has one: vendor quirks (unit codes, status bits, odd reply shapes) live in profiles (§4.6).
+        try:
+            frame = decode_frame(raw)
+        except FrameError as exc:
+            profile = self.profiles.get(exc.address or "")
+            if profile is None:
+                raise
+            return decode_frame(raw, profile)
+        profile = self.profiles.get(frame.address)
+        return frame if profile is None else decode_frame(raw, profile)
+
+    async def _frame(self, raw: bytes) -> None:
+        try:
+            frame = self._decode(raw)
+        except FrameError as exc:
+            await self.sink.rejected(self, Rejection(raw, exc.reason, str(exc), exc.protocol, exc.address))
+            return
+        self.frames_in += 1
+        waiting = self._waiting
+        if waiting is not None and not waiting[1].done() and waiting[0](frame):
+            waiting[1].set_result(frame)
+            return
+        await self.sink.uplink(self, frame)
+
+    async def request(self, frame: bytes, expect: ReplyMatch) -> DecodedFrame | None:
+        """Send on the bus and wait for the matching reply, retrying; None when the meter stays silent."""
+        async with self._bus:
+            for _attempt in range(1 + self.policy.retries):
+                if self.closed.is_set():
+                    return None
+                await self._pace()
+                reply = await self._exchange(frame, expect)
+                if reply is not None:
+                    self.misses = 0
+                    return reply
+            self.misses += 1
+            return None
+
+    async def _pace(self) -> None:
+        gap = self.policy.min_gap_s - (time.monotonic() - self._last_request_at)
+        if gap > 0:
+            await asyncio.sleep(gap)
+
+    async def _exchange(self, frame: bytes, expect: ReplyMatch) -> DecodedFrame | None:
+        future: asyncio.Future[DecodedFrame] = asyncio.get_running_loop().create_future()
+        self._waiting = (expect, future)
+        try:
+            self.writer.write(frame)
+            await self.writer.drain()
+            self._last_request_at = time.monotonic()
+            return await asyncio.wait_for(future, self.policy.reply_timeout_s)
+        except (TimeoutError, ConnectionError, OSError):
+            return None
+        finally:
+            self._waiting = None
+
+    async def send_only(self, frame: bytes) -> None:
+        """Send a frame that gets no reply (broadcast time sync) under the bus lock."""
+        async with self._bus:
+            await self._pace()
+            self.writer.write(frame)
+            await self.writer.drain()
+            self._last_request_at = time.monotonic()
+
+    def close(self) -> None:
+        """Close the socket; safe to call twice."""
+        if not self.closed.is_set():
+            self.closed.set()
+            self.writer.close()
+
+
+def replies_to(address: str, control_reply: Callable[[int], bool]) -> ReplyMatch:
+    """A reply match on the meter address and the control code of the answer."""
+    return lambda frame: frame.address == address and control_reply(frame.control)
+

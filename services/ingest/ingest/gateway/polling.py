@@ -1,0 +1,153 @@
+"""The work behind one DTU link: its meters, their read schedule, downlink delivery, liveness records."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from amiflow_runtime.service import ServiceRuntime
+from amiflow_schemas.events.devices import RejectionReason
+from amiflow_schemas.events.registry import ScheduleKind
+from prometheus_client import Counter
+
+from ingest.adapters import gateway_db, registry_db
+from ingest.config import IngestSettings
+from ingest.core.meter_requests import NotPollable, effective_profile, is_reply_from, read_requests
+from ingest.core.polling import DEFAULT_DAILY_AT, next_poll
+from ingest.core.protocols import MeterProfile, ProfileError
+from ingest.core.registry import Meter, ReadSchedule
+from ingest.gateway.downlink import Downlink
+from ingest.gateway.link import DtuLink, Rejection
+from ingest.gateway.uplink import GatewaySink
+from ingest.profiles import load_profile
+
+log = logging.getLogger("ingest.gateway.polling")
+
+POLLS = Counter("amiflow_gateway_polls_total", "Meter reads sent by the gateway", ["gateway", "outcome"])
+DEFAULT_SCHEDULE = ReadSchedule(ScheduleKind.DAILY, DEFAULT_DAILY_AT, 1800)  # for meters registered without one
+DOWNLINK_CHECK_S = 1.0
+SEEN_RECORD_S = 30.0
+
+
+class LinkWork:
+    """Polls the meters behind one link, delivers their commands, and records the link's liveness."""
+
+    def __init__(self, link: DtuLink, runtime: ServiceRuntime, settings: IngestSettings, sink: GatewaySink,
+                 downlink: Downlink, tz: ZoneInfo, instance: str) -> None:
+        self.link = link
+        self.runtime = runtime
+        self.settings = settings
+        self.sink = sink
+        self.downlink = downlink
+        self.tz = tz
+        self.instance = instance
+        self.meters: dict[str, Meter] = {}
+        self.profiles: dict[str, MeterProfile] = {}  # meter id → effective profile
+        self.due: dict[str, datetime] = {}
+
+    async def load_meters(self) -> None:
+        """The active meters behind the DTU (directly or via collectors) and their model profiles."""
+        async with self.runtime.sessions() as session:
+            meters = await registry_db.meters_behind(session, self.link.tenant_id, self.link.gateway_id)
+        self.meters = {m.meter_id: m for m in meters if m.status.value == "active"}
+        self.profiles = {}
+        for meter in self.meters.values():
+            try:
+                self.profiles[meter.meter_id] = effective_profile(load_profile(meter.details.profile), meter.details)
+            except ProfileError as exc:
+                log.warning("meter %s: %s; it is not polled", meter.meter_id, exc)
+        self.sink.know_meters(self.link.gateway_id, list(self.meters.values()))
+        self.link.profiles = {self.meters[m].details.bus_address: p for m, p in self.profiles.items()}
+        self._schedule()
+
+    def _schedule(self) -> None:
+        now = self.runtime.clock.now()
+        for meter_id in self.profiles:
+            schedule = self.meters[meter_id].details.schedule or DEFAULT_SCHEDULE
+            if meter_id in self.due or schedule.kind is ScheduleKind.PUSH:
+                continue
+            self.due[meter_id] = now if self.settings.gateway_poll_on_login else self._next(meter_id, now)
+        for gone in set(self.due) - set(self.profiles):
+            del self.due[gone]
+
+    def _next(self, meter_id: str, after: datetime) -> datetime:
+        schedule = self.meters[meter_id].details.schedule or DEFAULT_SCHEDULE
+        return next_poll(schedule, meter_id, after, self.tz) or after
+
+    def start(self) -> list[asyncio.Task[None]]:
+        """The link's background loops; the caller cancels them when the link closes."""
+        return [asyncio.create_task(loop()) for loop in (self._poll_loop, self._downlink_loop, self._seen_loop)]
+
+    async def _poll_loop(self) -> None:
+        refreshed = time.monotonic()
+        while not self.link.closed.is_set():
+            if time.monotonic() - refreshed > self.settings.gateway_refresh_meters_s:
+                await self.load_meters()
+                refreshed = time.monotonic()
+            if not self.due:
+                await self._wait(60.0)
+                continue
+            meter_id = min(self.due, key=self.due.__getitem__)
+            delay = (self.due[meter_id] - self.runtime.clock.now()).total_seconds()
+            if delay > 0:
+                await self._wait(min(delay, 60.0))
+                continue
+            await self.read_meter(meter_id)
+            self.due[meter_id] = self._next(meter_id, self.runtime.clock.now())
+
+    async def _wait(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.link.closed.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def read_meter(self, meter_id: str) -> None:
+        """One poll: every read the profile lists; replies become events, silence is counted."""
+        meter, profile = self.meters[meter_id], self.profiles[meter_id]
+        try:
+            requests = read_requests(meter.details, profile)
+        except NotPollable:
+            return
+        for request in requests:
+            reply = await self.link.request(request, is_reply_from(meter.details.bus_address))
+            if reply is None:
+                POLLS.labels(self.link.gateway_id, "no_reply").inc()
+                self._suspect_link()
+                return
+            POLLS.labels(self.link.gateway_id, "error" if reply.is_error else "ok").inc()
+            if reply.is_error:
+                await self.sink.rejected(self.link, Rejection(bytes.fromhex(reply.raw_hex),
+                                                              RejectionReason.ABNORMAL_REPLY,
+                                                              reply.error or "abnormal reply", reply.protocol,
+                                                              reply.address))
+                continue
+            await self.sink.publish(self.link, meter, reply)
+
+    def _suspect_link(self) -> None:
+        # Consecutive silences on a whole bus point at the DTU, not the meters: drop the link and let
+        # the DTU log in again (dtu-connections.md §3).
+        if self.link.misses >= self.link.policy.suspect_after_misses:
+            log.warning("DTU %s missed %d polls in a row; closing the link", self.link.gateway_id, self.link.misses)
+            self.link.close()
+
+    async def _downlink_loop(self) -> None:
+        while not self.link.closed.is_set():
+            touched = await self.downlink.deliver(self.link, self.meters, self.profiles)
+            for meter_id in touched:
+                await self.read_meter(meter_id)  # read back: the ack alone is no proof (§4.5)
+            await self._wait(DOWNLINK_CHECK_S)
+
+    async def _seen_loop(self) -> None:
+        while not self.link.closed.is_set():
+            await self._wait(SEEN_RECORD_S)
+            await self.record_seen(online=not self.link.closed.is_set())
+
+    async def record_seen(self, online: bool) -> None:
+        """Write the link's last-seen time and counters for the API."""
+        seen = self.runtime.clock.now()
+        async with self.runtime.sessions() as session, session.begin():
+            await gateway_db.mark_seen(session, tenant_id=self.link.tenant_id, gateway_id=self.link.gateway_id,
+                                       at=seen, frames_in=self.link.frames_in, online=online, instance=self.instance)

@@ -1,0 +1,100 @@
+"""From decoded frames to events: readings, device status and rejections, per DTU link."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from amiflow_runtime.service import ServiceRuntime
+from amiflow_schemas.events.devices import DeviceStatusReported, FrameRejected, RejectionReason
+from amiflow_schemas.events.readings import ReadingReceived, RegisterValue
+from amiflow_schemas.primitives import ReadingSource
+from prometheus_client import Counter
+
+from ingest.app import Submission, record_events, submit_batch
+from ingest.core.protocols import DecodedFrame, FrameError, device_status, meter_time, register_values
+from ingest.core.registry import Meter
+from ingest.gateway.link import DtuLink, LinkSink, Rejection
+
+log = logging.getLogger("ingest.gateway.uplink")
+
+FRAMES = Counter("amiflow_gateway_frames_total", "Frames decoded from DTU links", ["gateway", "protocol"])
+REJECTED = Counter("amiflow_gateway_rejected_total", "Bytes from DTU links that were no usable frame",
+                   ["gateway", "protocol", "reason"])
+MAX_RAW_HEX_BYTES = 256 * 1024  # FrameRejected keeps at most this much of an oversized input
+
+
+class GatewaySink(LinkSink):
+    """Publishes what DTU links receive; meters are resolved by bus address behind their DTU."""
+
+    def __init__(self, runtime: ServiceRuntime, tz: ZoneInfo) -> None:
+        self.runtime = runtime
+        self.tz = tz
+        self.meters: dict[str, dict[str, Meter]] = {}  # gateway id → bus address → meter
+
+    def know_meters(self, gateway_id: str, meters: list[Meter]) -> None:
+        """The meters behind a DTU, refreshed at login and by the poller."""
+        self.meters[gateway_id] = {m.details.bus_address: m for m in meters}
+
+    async def uplink(self, link: DtuLink, frame: DecodedFrame) -> None:
+        meter = self.meters.get(link.gateway_id, {}).get(frame.address)
+        if meter is None:
+            await self.rejected(link, Rejection(bytes.fromhex(frame.raw_hex), RejectionReason.UNKNOWN_DEVICE,
+                                                f"no meter with bus address {frame.address} behind DTU "
+                                                f"{link.gateway_id}", frame.protocol, frame.address))
+            return
+        await self.publish(link, meter, frame)
+
+    async def publish(self, link: DtuLink, meter: Meter, frame: DecodedFrame) -> None:
+        """Readings and status of one meter's frame, as ReadingReceived / DeviceStatusReported."""
+        FRAMES.labels(link.gateway_id, frame.protocol.value).inc()
+        received_at = self.runtime.clock.now()
+        try:
+            registers = register_values(frame, meter.details.multiplier)
+            fields = device_status(frame, self.tz, link.profiles.get(frame.address))
+        except FrameError as exc:
+            await self.rejected(link, Rejection(bytes.fromhex(frame.raw_hex), exc.reason, str(exc),
+                                                frame.protocol, frame.address))
+            return
+        measured_at = meter_time(frame, self.tz) or received_at
+        status = _status(meter, link.gateway_id, fields, received_at) if fields else None
+        if registers:
+            reading = ReadingReceived(
+                meter_id=meter.meter_id, utility=meter.details.utility, measured_at=measured_at,
+                registers=tuple(RegisterValue(register=r.register, value=r.value, unit=r.unit) for r in registers),
+                source=ReadingSource.DTU, gateway_id=link.gateway_id, frame_hex=frame.raw_hex,
+                received_at=received_at,
+            )
+            await submit_batch(self.runtime, link.tenant_id, [Submission(0, reading, status)])
+        elif status is not None:
+            await record_events(self.runtime, link.tenant_id, [status], meter.meter_id, status.reported_at)
+
+    async def rejected(self, link: DtuLink, rejection: Rejection) -> None:
+        REJECTED.labels(link.gateway_id, rejection.protocol.value, rejection.reason.value).inc()
+        await reject(self.runtime, link.tenant_id, link.gateway_id, rejection, self.meter_id_of(link, rejection))
+
+    def meter_id_of(self, link: DtuLink, rejection: Rejection) -> str | None:
+        meter = self.meters.get(link.gateway_id, {}).get(rejection.address or "")
+        return meter.meter_id if meter else None
+
+
+async def reject(runtime: ServiceRuntime, tenant_id: str, source_id: str, rejection: Rejection,
+                 meter_id: str | None = None) -> None:
+    """Publish a FrameRejected with the raw bytes (truncated past 256 KiB) and the reason."""
+    now = runtime.clock.now()
+    raw = rejection.raw[:MAX_RAW_HEX_BYTES]
+    event = FrameRejected(
+        source=ReadingSource.DTU, source_id=source_id, meter_id=meter_id, protocol=rejection.protocol,
+        reason=rejection.reason, detail=rejection.detail[:2000], received_at=now, raw_hex=raw.hex() or "00",
+        raw_truncated=len(rejection.raw) > MAX_RAW_HEX_BYTES,
+    )
+    log.info("rejected %d bytes from %s: %s", len(rejection.raw), source_id, rejection.detail)
+    await record_events(runtime, tenant_id, [event], source_id, now)
+
+
+def _status(meter: Meter, gateway_id: str, fields: dict[str, object], received_at: datetime) -> DeviceStatusReported:
+    values = {**fields, "meter_id": meter.meter_id, "utility": meter.details.utility, "gateway_id": gateway_id}
+    values["reported_at"] = values.get("reported_at") or received_at
+    return DeviceStatusReported.model_validate(values)
+
