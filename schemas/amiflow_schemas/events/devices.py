@@ -63,6 +63,10 @@ class DeviceStatusReported(EventPayload):
     alarms: Annotated[tuple[DeviceAlarmFlag, ...], Field(max_length=len(DeviceAlarmFlag))]
     status_word_hex: HexBytes | None  # the raw status bytes, kept because vendors reuse bits
     gateway_id: Identifier | None
+    # Optional additions within v2: the meter clock minus the head-end's receive time (positive: the
+    # meter runs ahead), and the radio signal of the link (CSQ 0-31 as cellular modules report it).
+    clock_drift_s: int | None = None
+    signal_csq: Annotated[int, Field(ge=0, le=31)] | None = None
 
 
 class DeviceStatusReportedV1(EventPayload):

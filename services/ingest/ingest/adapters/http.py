@@ -14,11 +14,15 @@ from amiflow_schemas.events.readings import ReadingReceived, RegisterValue
 from amiflow_schemas.primitives import ReadingSource, RelayState, Utility, ValveState
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, WrapValidator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, WrapValidator, model_validator
 
+from ingest.adapters import registry_db
 from ingest.app import Submission, submit_batch
 from ingest.config import IngestSettings
+from ingest.core.protocols import RegisterReading, pulse_register, pulse_total
 from ingest.core.readings import Outcome, ReadingRefused, check_clock
+from ingest.core.registry import Meter
+from ingest.profiles import load_profile, profile_names
 
 MAX_BATCH = 10_000
 
@@ -45,9 +49,18 @@ class ReadingItem(BaseModel):
     meter_id: str
     utility: Utility
     measured_at: AwareDatetime
-    registers: list[RegisterValue] = Field(min_length=1, max_length=64)
+    # Register values, or for a pulse counter the pulse count: the registered meter's pulse weight
+    # (its pulse profile, else its multiplier) turns it into a register value.
+    registers: list[RegisterValue] | None = Field(default=None, min_length=1, max_length=64)
+    pulse_count: int | None = Field(default=None, ge=0)
     gateway_id: str | None = None
     status: DeviceFlags | None = None
+
+    @model_validator(mode="after")
+    def _registers_or_pulses(self) -> ReadingItem:
+        if (self.registers is None) == (self.pulse_count is None):
+            raise ValueError("give either registers or pulse_count")
+        return self
 
 
 @dataclass(frozen=True)
@@ -106,10 +119,27 @@ Settings = Annotated[IngestSettings, Depends(_settings)]
 router = APIRouter(prefix="/v1", tags=["readings"])
 
 
-def to_submission(index: int, item: ReadingItem, settings: IngestSettings, now: Any) -> Submission:
+def _registers(item: ReadingItem, meters: dict[str, Meter]) -> tuple[RegisterValue, ...]:
+    if item.registers is not None:
+        return tuple(item.registers)
+    meter = meters.get(item.meter_id)
+    if meter is None:
+        raise ReadingRefused(f"pulse_count needs a registered meter; {item.meter_id} is not in the registry")
+    assert item.pulse_count is not None
+    profile = load_profile(meter.details.profile) if meter.details.profile in profile_names() else None
+    if profile is not None and profile.pulse is not None:
+        register = pulse_register(item.pulse_count, profile.pulse)
+    else:
+        register = RegisterReading("total", pulse_total(item.pulse_count, meter.details.multiplier), meter.details.unit)
+    return (RegisterValue(register=register.register, value=register.value, unit=register.unit),)
+
+
+def to_submission(index: int, item: ReadingItem, settings: IngestSettings, now: Any,
+                  meters: dict[str, Meter]) -> Submission:
     """The domain form of an item, or ReadingRefused / ValidationError with the reason."""
     reading = ReadingReceived(meter_id=item.meter_id, utility=item.utility, measured_at=item.measured_at,
-                              registers=tuple(item.registers), source=ReadingSource.HTTP, gateway_id=item.gateway_id)
+                              registers=_registers(item, meters), source=ReadingSource.HTTP,
+                              gateway_id=item.gateway_id)
     check_clock(reading, now, timedelta(seconds=settings.max_future_skew_s))
     status = None
     if item.status is not None:
@@ -132,13 +162,14 @@ async def post_readings(body: ReadingBatch | ReadingItem, runtime: RuntimeDep, s
     """Accept readings: a batch answers per item (re-sending one is a no-op); a single object answers alone."""
     items = body.readings if isinstance(body, ReadingBatch) else [body]
     now = runtime.clock.now()
+    meters = await _pulse_meters(runtime, tenant, items)
     results: dict[int, ItemResult] = {}
     valid: list[Submission] = []
     for index, item in enumerate(items):
         try:
             if isinstance(item, InvalidItem):
                 raise ReadingRefused(item.reason)
-            valid.append(to_submission(index, item, settings, now))
+            valid.append(to_submission(index, item, settings, now, meters))
         except (ReadingRefused, ValidationError, ValueError) as exc:
             reason = _reasons(exc) if isinstance(exc, ValidationError) else str(exc)
             results[index] = ItemResult(index=index, status="rejected", reason=reason)
@@ -151,6 +182,14 @@ async def post_readings(body: ReadingBatch | ReadingItem, runtime: RuntimeDep, s
     HTTP_REJECTED.labels("/v1/readings", "item").inc(sum(r.status == "rejected" for r in ordered))
     return BatchReceipt(accepted=_count(ordered, "accepted"), duplicates=_count(ordered, "duplicate"),
                         conflicts=_count(ordered, "conflict"), rejected=_count(ordered, "rejected"), items=ordered)
+
+
+async def _pulse_meters(runtime: Any, tenant: str, items: list[Any]) -> dict[str, Meter]:
+    ids = {i.meter_id for i in items if isinstance(i, ReadingItem) and i.pulse_count is not None}
+    if not ids:
+        return {}
+    async with runtime.sessions() as session:
+        return await registry_db.meters_by_id(session, tenant, ids)
 
 
 def _count(results: list[ItemResult], status: str) -> int:

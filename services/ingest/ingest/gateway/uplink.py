@@ -57,8 +57,12 @@ class GatewaySink(LinkSink):
             await self.rejected(link, Rejection(bytes.fromhex(frame.raw_hex), exc.reason, str(exc),
                                                 frame.protocol, frame.address))
             return
-        measured_at = meter_time(frame, self.tz) or received_at
+        clock = meter_time(frame, self.tz)
+        measured_at = clock or received_at
         status = _status(meter, link.gateway_id, fields, received_at) if fields else None
+        if status is not None and clock is not None:
+            drift = round((clock - received_at).total_seconds())
+            status = status.model_copy(update={"clock_drift_s": drift})
         if registers:
             reading = ReadingReceived(
                 meter_id=meter.meter_id, utility=meter.details.utility, measured_at=measured_at,

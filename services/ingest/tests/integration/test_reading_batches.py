@@ -84,3 +84,26 @@ async def test_a_batch_of_ten_thousand_is_taken_and_one_more_is_refused(client: 
     too_many = await http.post("/v1/readings", json={"readings": [*batch, item("WM-x", 1, "1")]})
     assert too_many.status_code == 422
     assert "10000" in too_many.text
+
+
+async def test_a_pulse_count_becomes_a_register_through_the_meters_pulse_weight(client: Any) -> None:
+    from decimal import Decimal
+
+    from amiflow_schemas.primitives import Unit, Utility
+    from ingest import registry_app
+    from ingest.core.registry import MeterDetails
+
+    http, runtime = client
+    await registry_app.register_meter(runtime, "demo", "PW-1", MeterDetails(Utility.WATER, "pulse-water-10l",
+                                                                           "1", Unit.M3))
+    body = {"readings": [{"meter_id": "PW-1", "utility": "water", "measured_at": "2026-11-21T08:00:00Z",
+                          "pulse_count": 123456},
+                         {"meter_id": "NOT-REGISTERED", "utility": "water", "measured_at": "2026-11-21T08:00:00Z",
+                          "pulse_count": 1},
+                         {"meter_id": "X", "utility": "water", "measured_at": "2026-11-21T08:00:00Z"}]}
+    result = (await http.post("/v1/readings", json=body)).json()
+    assert [i["status"] for i in result["items"]] == ["accepted", "rejected", "rejected"]
+    assert "registry" in result["items"][1]["reason"]
+    assert "registers or pulse_count" in result["items"][2]["reason"]
+    [reading] = [e for e in await staged_events(runtime) if e.event_type == "ReadingReceived"]
+    assert reading.payload.registers[0].value == Decimal("1234.56")
