@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA_JARS := .cache/kafka/lib/.fetched
+# `make run` shows real traffic: this many simulated meters behind simulated DTUs (0: none).
+SIMULATED_METERS ?= 1000
 
 .DEFAULT_GOAL := help
 
@@ -28,8 +30,8 @@ $(KAFKA_JARS): tools/kafka/pom.xml | $(STAMP)
 
 kafka-jars: $(KAFKA_JARS) ## fetch the Apache Kafka broker's jars from Maven Central (cached in .cache/)
 
-run: $(STAMP) $(KAFKA_JARS) ## start the broker and every service in the foreground (Ctrl-C stops all)
-	$(BIN)/amiflow up
+run: $(STAMP) $(KAFKA_JARS) ## start the broker, every service and ~1000 simulated meters (Ctrl-C stops all)
+	$(BIN)/amiflow up --simulate $(SIMULATED_METERS)
 
 test: $(STAMP) $(KAFKA_JARS) ## the whole suite: unit, integration and end-to-end on real Kafka and PostgreSQL
 	$(BIN)/pytest

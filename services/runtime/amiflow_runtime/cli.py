@@ -314,6 +314,15 @@ def banner(services: Sequence[str], bootstrap: str, folder: Path) -> str:
     return "\n".join(lines)
 
 
+def simulator_command(meters: int) -> list[str]:
+    """The fleet simulator for `up --simulate N`: N meters on one DTU per 20, registered through the API."""
+    gateway = _env_int("INGEST_GATEWAY_PORT", DEFAULT_GATEWAY_PORT)
+    tenant = os.environ.get("AMIFLOW_DEFAULT_TENANT", "demo")
+    return [sys.executable, "-m", "ingest.simulator", "--meters", str(meters), "--dtus", str(max(1, meters // 20)),
+            "--register", "--api", f"http://127.0.0.1:{api_port('ingest')}", "--gateway", f"127.0.0.1:{gateway}",
+            "--tenant", tenant]
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -345,6 +354,8 @@ def _bring_up(args: argparse.Namespace, sup: Supervisor, broker: LocalKafka | No
     for svc in args.services:
         for role in ROLES:
             sup.spawn(f"{svc}-{role}", [sys.executable, "-m", f"{svc}.main", role], env)
+    if args.simulate and "ingest" in args.services:
+        sup.spawn("simulator", simulator_command(args.simulate), env)
     sup.say(banner(args.services, bootstrap, folder))
     return sup.watch()
 
@@ -436,6 +447,8 @@ def _add_up(sub: Any) -> None:
                     help="do not start a broker; use KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:--kafka-port")
     _services_option(up)
     up.add_argument("--kafka-port", type=int, default=9092, help="local broker port (default: 9092)")
+    up.add_argument("--simulate", type=int, default=0, metavar="N",
+                    help="also run N simulated meters behind simulated DTUs against the gateway")
     _data_dir_option(up)
     up.set_defaults(handler=cmd_up)
 
