@@ -144,6 +144,8 @@ def test_every_process_reports_health_and_metrics(platform: Any) -> None:
     for url in (*platform.api.values(), *platform.ops.values()):
         assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
         assert httpx.get(f"{url}/readyz").status_code == 200
-        assert "amiflow_" in httpx.get(f"{url}/metrics").text or url in platform.ops.values()
+        metrics = httpx.get(f"{url}/metrics")
+        assert metrics.status_code == 200, url
+        assert "amiflow_" in metrics.text, url
     metrics = httpx.get(f"{platform.ops['billing']}/metrics").text
     assert "amiflow_events_handled_total" in metrics

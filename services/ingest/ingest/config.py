@@ -24,8 +24,9 @@ class IngestSettings(ServiceSettings):
     gateway_login_format: LoginFormat = LoginFormat.ASCII_ID
     gateway_login_length: int | None = None
     gateway_login_timeout_s: float = 30.0
-    # The DTUs' configured heartbeat bytes (hex), e.g. 7777772e7573722e636e for "www.usr.cn"; empty: none.
-    gateway_heartbeat_hex: str = ""
+    # The DTUs' configured heartbeat bytes (hex); the default is USR's factory content "www.usr.cn" (§2),
+    # the most common in the field. Empty: the DTUs send none.
+    gateway_heartbeat_hex: str = "7777772e7573722e636e"
     gateway_idle_timeout_s: float = 300.0
     # Carrier NAT puts many DTUs behind one address, so the limit is generous but finite.
     gateway_max_connections_per_address: int = 200

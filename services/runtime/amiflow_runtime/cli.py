@@ -320,7 +320,7 @@ def simulator_command(meters: int) -> list[str]:
     tenant = os.environ.get("AMIFLOW_DEFAULT_TENANT", "demo")
     return [sys.executable, "-m", "ingest.simulator", "--meters", str(meters), "--dtus", str(max(1, meters // 20)),
             "--register", "--api", f"http://127.0.0.1:{api_port('ingest')}", "--gateway", f"127.0.0.1:{gateway}",
-            "--tenant", tenant]
+            "--tenant", tenant, "--heartbeat-s", "60"]
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.deadletter import ConsumedRecord
@@ -69,7 +69,8 @@ def _ops_pages(app: faust.App, runtime: ServiceRuntime) -> None:
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type; Prometheus reads plain text as format 0.0.4.
+        return web.bytes(generate_latest(), content_type="text/plain")
 
 
 def inbox_agent(app: faust.App, runtime: ServiceRuntime, topic: str, consumer: str, handler: Handler) -> None:
