@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,12 +14,14 @@ from ingest.core.protocols import (
     DecodedFrame,
     DiOrder,
     Direction,
+    Framing,
     MeterProfile,
     WallClock,
     cjt188_read,
     cjt188_valve,
     dlt645_read,
     dlt645_relay,
+    modbus_read_registers,
 )
 from ingest.core.registry import MeterDetails
 
@@ -44,7 +46,30 @@ def read_requests(details: MeterDetails, profile: MeterProfile) -> list[bytes]:
         return [cjt188_read(details.bus_address, di, profile=profile) for di in profile.cjt188.reads]
     if profile.dlt645 is not None:
         return [dlt645_read(details.bus_address, di, profile=profile) for di in profile.dlt645.reads]
+    if profile.modbus is not None:
+        unit = modbus_unit(details, profile)
+        tcp = profile.protocol is FrameProtocol.MODBUS_TCP
+        return [modbus_read_registers(unit, function, start, count, tcp=tcp)
+                for function, start, count in profile.modbus.read_blocks()]
     raise NotPollable(f"{profile.protocol.value} meters are not polled by the DTU gateway yet")
+
+
+def modbus_unit(details: MeterDetails, profile: MeterProfile) -> int:
+    """A Modbus meter's unit id: its bus address when that is a number, else the profile's."""
+    if details.bus_address.isdigit():
+        return int(details.bus_address)
+    assert profile.modbus is not None
+    return profile.modbus.unit_id
+
+
+def bus_framing(profiles: Iterable[MeterProfile]) -> Framing:
+    """How a DTU's bus is framed, from its meters' models: Modbus has no start byte, so it is declared."""
+    kinds = {p.protocol for p in profiles}
+    if kinds == {FrameProtocol.MODBUS_RTU}:
+        return Framing.MODBUS_RTU
+    if kinds == {FrameProtocol.MODBUS_TCP}:
+        return Framing.MODBUS_TCP
+    return Framing.START_68  # CJ/T 188, DL/T 645 and M-Bus share the 68 start byte and mix on one bus
 
 
 def valve_command(details: MeterDetails, profile: MeterProfile, action: ValveAction) -> bytes:
@@ -65,8 +90,15 @@ def relay_command(details: MeterDetails, profile: MeterProfile, action: RelayAct
 
 def is_reply_from(address: str) -> Callable[[DecodedFrame], bool]:
     """A reply match: the meter at `address` answering (normal or abnormal reply)."""
+    wanted = comparable_address(address)
 
     def matches(frame: DecodedFrame) -> bool:
-        return frame.address == address and frame.direction is not Direction.REQUEST
+        return comparable_address(frame.address) == wanted and frame.direction is not Direction.REQUEST
 
     return matches
+
+
+def comparable_address(address: str) -> str:
+    """The form of a bus address used to match replies and meters."""
+    # A Modbus unit id may be registered as "007" and decoded as "7"; BCD addresses keep every digit.
+    return str(int(address)) if address.isdigit() and len(address) <= 3 else address

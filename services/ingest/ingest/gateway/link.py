@@ -18,6 +18,7 @@ from datetime import datetime
 from amiflow_schemas.events.devices import FrameProtocol, RejectionReason
 
 from ingest.core.dtu_login import is_heartbeat
+from ingest.core.meter_requests import comparable_address
 from ingest.core.polling import BusPolicy
 from ingest.core.protocols import (
     DecodedFrame,
@@ -76,6 +77,7 @@ class DtuLink:
     misses: int = 0
     _bus: asyncio.Lock = field(default_factory=asyncio.Lock)
     _waiting: tuple[ReplyMatch, asyncio.Future[DecodedFrame]] | None = None
+    _request: bytes | None = None  # Modbus replies do not repeat the first register: decode against this
     _last_request_at: float = 0.0
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -123,14 +125,14 @@ class DtuLink:
         # Decode generically to learn the address, then again with that meter's model profile when it
         # has one: vendor quirks (unit codes, status bits, odd reply shapes) live in profiles (§4.6).
         try:
-            frame = decode_frame(raw)
+            frame = decode_frame(raw, request=self._request)
         except FrameError as exc:
-            profile = self.profiles.get(exc.address or "")
+            profile = self.profiles.get(comparable_address(exc.address or ""))
             if profile is None:
                 raise
-            return decode_frame(raw, profile)
-        profile = self.profiles.get(frame.address)
-        return frame if profile is None else decode_frame(raw, profile)
+            return decode_frame(raw, profile, request=self._request)
+        profile = self.profiles.get(comparable_address(frame.address))
+        return frame if profile is None else decode_frame(raw, profile, request=self._request)
 
     async def _frame(self, raw: bytes) -> None:
         try:
@@ -167,6 +169,7 @@ class DtuLink:
     async def _exchange(self, frame: bytes, expect: ReplyMatch) -> DecodedFrame | None:
         future: asyncio.Future[DecodedFrame] = asyncio.get_running_loop().create_future()
         self._waiting = (expect, future)
+        self._request = frame
         try:
             self.writer.write(frame)
             await self.writer.drain()

@@ -15,9 +15,16 @@ from prometheus_client import Counter
 
 from ingest.adapters import gateway_db, registry_db
 from ingest.config import IngestSettings
-from ingest.core.meter_requests import NotPollable, effective_profile, is_reply_from, read_requests
+from ingest.core.meter_requests import (
+    NotPollable,
+    bus_framing,
+    comparable_address,
+    effective_profile,
+    is_reply_from,
+    read_requests,
+)
 from ingest.core.polling import DEFAULT_DAILY_AT, next_poll
-from ingest.core.protocols import MeterProfile, ProfileError
+from ingest.core.protocols import MeterProfile, ProfileError, StreamSplitter
 from ingest.core.registry import Meter, ReadSchedule
 from ingest.gateway.downlink import Downlink
 from ingest.gateway.link import DtuLink, Rejection
@@ -60,7 +67,10 @@ class LinkWork:
             except ProfileError as exc:
                 log.warning("meter %s: %s; it is not polled", meter.meter_id, exc)
         self.sink.know_meters(self.link.gateway_id, list(self.meters.values()))
-        self.link.profiles = {self.meters[m].details.bus_address: p for m, p in self.profiles.items()}
+        self.link.profiles = {comparable_address(self.meters[m].details.bus_address): p
+                              for m, p in self.profiles.items()}
+        if not self.link.splitter.buffered:  # Modbus has no start byte: the meters on the bus say which
+            self.link.splitter = StreamSplitter(bus_framing(self.profiles.values()))
         self._schedule()
 
     def _schedule(self) -> None:

@@ -13,6 +13,7 @@ from amiflow_schemas.primitives import ReadingSource
 from prometheus_client import Counter
 
 from ingest.app import Submission, record_events, submit_batch
+from ingest.core.meter_requests import comparable_address
 from ingest.core.protocols import DecodedFrame, FrameError, device_status, meter_time, register_values
 from ingest.core.registry import Meter
 from ingest.gateway.link import DtuLink, LinkSink, Rejection
@@ -35,10 +36,10 @@ class GatewaySink(LinkSink):
 
     def know_meters(self, gateway_id: str, meters: list[Meter]) -> None:
         """The meters behind a DTU, refreshed at login and by the poller."""
-        self.meters[gateway_id] = {m.details.bus_address: m for m in meters}
+        self.meters[gateway_id] = {comparable_address(m.details.bus_address): m for m in meters}
 
     async def uplink(self, link: DtuLink, frame: DecodedFrame) -> None:
-        meter = self.meters.get(link.gateway_id, {}).get(frame.address)
+        meter = self.meters.get(link.gateway_id, {}).get(comparable_address(frame.address))
         if meter is None:
             await self.rejected(link, Rejection(bytes.fromhex(frame.raw_hex), RejectionReason.UNKNOWN_DEVICE,
                                                 f"no meter with bus address {frame.address} behind DTU "
@@ -52,7 +53,7 @@ class GatewaySink(LinkSink):
         received_at = self.runtime.clock.now()
         try:
             registers = register_values(frame, meter.details.multiplier)
-            fields = device_status(frame, self.tz, link.profiles.get(frame.address))
+            fields = device_status(frame, self.tz, link.profiles.get(comparable_address(frame.address)))
         except FrameError as exc:
             await self.rejected(link, Rejection(bytes.fromhex(frame.raw_hex), exc.reason, str(exc),
                                                 frame.protocol, frame.address))
@@ -79,7 +80,7 @@ class GatewaySink(LinkSink):
         await reject(self.runtime, link.tenant_id, link.gateway_id, rejection, self.meter_id_of(link, rejection))
 
     def meter_id_of(self, link: DtuLink, rejection: Rejection) -> str | None:
-        meter = self.meters.get(link.gateway_id, {}).get(rejection.address or "")
+        meter = self.meters.get(link.gateway_id, {}).get(comparable_address(rejection.address or ""))
         return meter.meter_id if meter else None
 
 

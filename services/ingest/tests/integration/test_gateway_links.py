@@ -120,3 +120,45 @@ async def _offline(runtime: Any) -> bool:
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_a_modbus_meter_behind_a_dtu_is_polled_and_its_energy_published(gateway: Any) -> None:
+    import struct
+    from decimal import Decimal
+
+    from amiflow_schemas.primitives import Unit, Utility
+    from ingest.core.protocols.modbus import crc16
+    from ingest.core.registry import MeterDetails
+
+    server, runtime = gateway
+    await registry_app.register_meter(runtime, "market", "EM-MB-7", MeterDetails(
+        Utility.ELECTRICITY, "modbus-eastron-sdm120", "7", Unit.KWH, gateway_id="DTU-1"))
+    reader, writer = await connect(server, b"REG-0001\r\n")
+    meter_registers = {0x00: 230.0, 0x48: 12345.5, 0x4A: 1.25}  # voltage, import and export energy
+
+    async def answer_polls() -> None:  # the meter on the DTU's RS-485 bus, one request at a time
+        while True:
+            request = await reader.readexactly(8)  # RTU: unit, 04, first register, count, CRC
+            unit, function, first, count = request[0], request[1], *struct.unpack(">HH", request[2:6])
+            assert (unit, function) == (7, 4) and request[6:] == crc16(request[:6])
+            words = bytearray(2 * count)
+            for address, value in meter_registers.items():
+                if first <= address < first + count:
+                    words[2 * (address - first):2 * (address - first) + 4] = struct.pack(">f", value)
+            reply = bytes([7, 4, len(words)]) + bytes(words)
+            writer.write(reply + crc16(reply))
+            await writer.drain()
+
+    meter = asyncio.create_task(answer_polls())
+
+    async def published() -> list[Any]:
+        async with runtime.engine.connect() as conn:
+            rows = (await conn.execute(select(db.outbox))).all()
+        return [e for e in (decode_event(r.message_value) for r in rows) if e.event_type == "ReadingReceived"]
+
+    [reading] = await eventually(published)
+    values = {r.register: r.value for r in reading.payload.registers}
+    assert values == {"total": Decimal("12345.5"), "reverse": Decimal("1.25")}
+    assert reading.payload.meter_id == "EM-MB-7" and reading.payload.gateway_id == "DTU-1"
+    meter.cancel()
+    writer.close()
