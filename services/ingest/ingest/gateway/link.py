@@ -18,6 +18,7 @@ from datetime import datetime
 from amiflow_schemas.events.devices import FrameProtocol, RejectionReason
 
 from ingest.core.dtu_login import is_heartbeat
+from ingest.core.gw376 import Gw376Frame, Gw376Incomplete, NotGw376, master_confirm, parse_gw376
 from ingest.core.meter_requests import comparable_address
 from ingest.core.polling import BusPolicy
 from ingest.core.protocols import (
@@ -34,6 +35,7 @@ from ingest.core.registry import Gateway
 log = logging.getLogger("ingest.gateway.link")
 
 ReplyMatch = Callable[[DecodedFrame], bool]
+MAX_GW376_HELD = 65536  # a 376.1 frame is at most 16 Ki user bytes; more held back is garbage
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class DtuLink:
     _bus: asyncio.Lock = field(default_factory=asyncio.Lock)
     _waiting: tuple[ReplyMatch, asyncio.Future[DecodedFrame]] | None = None
     _request: bytes | None = None  # Modbus replies do not repeat the first register: decode against this
+    gw376: bool = False  # a Q/GDW 376.1 concentrator: link frames are confirmed, the rest reported
+    _gw376_buffer: bytes = b""
     _last_request_at: float = 0.0
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -110,10 +114,41 @@ class DtuLink:
 
     async def _take(self, data: bytes) -> None:
         self.last_seen = time.monotonic()
+        if self.gw376:
+            await self._take_gw376(data)
+            return
         if is_heartbeat(data, self.heartbeat, self._waiting is not None):
             return
         for item in self.splitter.feed(data):
             await self._item(item)
+
+    async def _take_gw376(self, data: bytes) -> None:
+        buffer = self._gw376_buffer + data
+        while buffer:
+            try:
+                frame, used = parse_gw376(buffer)
+            except Gw376Incomplete:
+                break
+            except NotGw376 as exc:  # resync on the next start byte; what is skipped is reported
+                skip = buffer.find(b"\x68", 1)
+                skip = len(buffer) if skip < 0 else skip
+                await self.sink.rejected(self, Rejection(buffer[:skip], RejectionReason.UNKNOWN_PROTOCOL, str(exc)))
+                buffer = buffer[skip:]
+                continue
+            buffer = buffer[used:]
+            await self.concentrator_frame(frame)
+        self._gw376_buffer = buffer[-MAX_GW376_HELD:]
+
+    async def concentrator_frame(self, frame: Gw376Frame) -> None:
+        """Confirm login and heartbeat (§5); report the rest until concentrator data reading exists."""
+        self.frames_in += 1
+        if frame.is_login or frame.is_heartbeat:
+            self.writer.write(master_confirm(frame))
+            await self.writer.drain()
+            return
+        await self.sink.rejected(self, Rejection(frame.raw, RejectionReason.UNSUPPORTED_DATA_ID,
+                                                 f"376.1 AFN {frame.afn:02X} from concentrator {frame.registration_id} "
+                                                 "is not read yet (only login and heartbeat are handled)"))
 
     async def _item(self, item: WireFrame | RejectedBytes) -> None:
         if isinstance(item, RejectedBytes):

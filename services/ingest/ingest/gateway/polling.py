@@ -89,6 +89,8 @@ class LinkWork:
 
     def start(self) -> list[asyncio.Task[None]]:
         """The link's background loops; the caller cancels them when the link closes."""
+        if self.link.gw376:  # a concentrator reads its own meters; we only keep its link (§5)
+            return [asyncio.create_task(self._seen_loop())]
         return [asyncio.create_task(loop()) for loop in (self._poll_loop, self._downlink_loop, self._seen_loop)]
 
     async def _poll_loop(self) -> None:

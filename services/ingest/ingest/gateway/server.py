@@ -22,6 +22,7 @@ from prometheus_client import Counter, Gauge
 from ingest.adapters import gateway_db, registry_db
 from ingest.config import IngestSettings
 from ingest.core.dtu_login import Login, LoginIncomplete, LoginRefused, parse_login
+from ingest.core.gw376 import Gw376Frame, Gw376Incomplete, NotGw376, looks_like_gw376, parse_gw376
 from ingest.core.polling import BusPolicy
 from ingest.core.registry import Gateway
 from ingest.gateway.downlink import Downlink
@@ -40,6 +41,7 @@ MAX_LOGIN_BYTES = 256
 class LoginResult:
     login: Login
     leftover: bytes  # the first meter bytes may arrive in the same read as the registration (§1)
+    concentrator: Gw376Frame | None = None  # a 376.1 login frame, to be confirmed once accepted
 
 
 class DtuGateway:
@@ -97,7 +99,10 @@ class DtuGateway:
             return
         link = DtuLink(gateway=gateway, remote=remote, reader=reader, writer=writer, sink=self.sink,
                        policy=self.policy, heartbeat=self.heartbeat,
-                       idle_timeout_s=self.settings.gateway_idle_timeout_s, connected_at=self.runtime.clock.now())
+                       idle_timeout_s=self.settings.gateway_idle_timeout_s, connected_at=self.runtime.clock.now(),
+                       gw376=result.concentrator is not None)
+        if result.concentrator is not None:
+            await link.concentrator_frame(result.concentrator)  # confirm the login it was accepted on
         await self._hold(link, result.leftover)
 
     async def _login(self, reader: asyncio.StreamReader, remote: str) -> LoginResult | None:
@@ -106,10 +111,8 @@ class DtuGateway:
             async with asyncio.timeout(self.settings.gateway_login_timeout_s):
                 while True:
                     try:
-                        login = parse_login(self.settings.gateway_login_format, buffer,
-                                            self.settings.gateway_login_length)
-                        return LoginResult(login, buffer[login.consumed:])
-                    except LoginIncomplete:
+                        return _parse_first_bytes(buffer, self.settings)
+                    except (LoginIncomplete, Gw376Incomplete):
                         chunk = await reader.read(MAX_LOGIN_BYTES)
                         if not chunk:
                             return None
@@ -118,7 +121,7 @@ class DtuGateway:
             REFUSED.labels("login_timeout").inc()
             await self._refuse(remote, buffer, f"no registration packet from {remote} within "
                                                f"{self.settings.gateway_login_timeout_s:.0f} s")
-        except LoginRefused as exc:
+        except (LoginRefused, NotGw376) as exc:
             REFUSED.labels("bad_login").inc()
             await self._refuse(remote, buffer, f"{remote}: {exc}")
         return None
@@ -159,6 +162,18 @@ class DtuGateway:
         """The gateway record of a held link (for tests and the ops view)."""
         link = self.links.get((tenant_id, gateway_id))
         return link.gateway if link else None
+
+
+def _parse_first_bytes(buffer: bytes, settings: IngestSettings) -> LoginResult:
+    # A 376.1 concentrator announces itself with its own login frame (AFN 02 F1), whatever the
+    # port's DTU login format is; anything else is read in the configured format (§1, §5).
+    if looks_like_gw376(buffer):
+        frame, used = parse_gw376(buffer)
+        if not frame.is_login:
+            raise NotGw376(f"a 376.1 concentrator must log in first (AFN 02 F1), not AFN {frame.afn:02X}")
+        return LoginResult(Login(frame.registration_id, used), buffer[used:], frame)
+    login = parse_login(settings.gateway_login_format, buffer, settings.gateway_login_length)
+    return LoginResult(login, buffer[login.consumed:])
 
 
 def _keepalive(writer: asyncio.StreamWriter) -> None:

@@ -162,3 +162,28 @@ async def test_a_modbus_meter_behind_a_dtu_is_polled_and_its_energy_published(ga
     assert reading.payload.meter_id == "EM-MB-7" and reading.payload.gateway_id == "DTU-1"
     meter.cancel()
     writer.close()
+
+
+async def test_a_376_concentrator_login_and_heartbeat_are_confirmed_and_other_frames_reported(gateway: Any) -> None:
+    from ingest.core.gw376 import master_confirm, parse_gw376
+
+    server, runtime = gateway
+    await registry_app.register_gateway(runtime, "market", "CON-1",
+                                        GatewayDetails(GatewayKind.CONCENTRATOR, "0200-04660"))
+    login = bytes.fromhex("683200320068C900023412000271000001008516")
+    heartbeat = bytes.fromhex("683200320068C900023412000271000004008816")
+    reader, writer = await connect(server, login)
+    expected = master_confirm(parse_gw376(login)[0])
+    assert await asyncio.wait_for(reader.readexactly(len(expected)), 5) == expected
+    writer.write(heartbeat)
+    await writer.drain()
+    assert await asyncio.wait_for(reader.readexactly(len(expected)), 5) == expected
+    user = bytes.fromhex("C900023412000C61" "00000100")  # AFN 0C (class-1 data): not read yet
+    length = ((len(user) << 2) | 2).to_bytes(2, "little")
+    class_one = b"\x68" + length + length + b"\x68" + user + bytes([sum(user) % 256, 0x16])
+    writer.write(class_one)
+    await writer.drain()
+    [rejected] = await eventually(lambda: rejections(runtime))
+    assert rejected.payload.reason.value == "unsupported_data_id" and "AFN 0C" in rejected.payload.detail
+    assert ("market", "CON-1") in server.links
+    writer.close()
