@@ -72,6 +72,9 @@ class ServiceSettings(BaseSettings):
     # Workers serve /healthz, /readyz and /metrics here (api_port + 100 unless set).
     ops_port: int | None = None
     consumer_batch_size: int = 500
+    # Applied event ids are kept this long: far beyond any redelivery (uncommitted offsets, rebalances,
+    # a relay resending after a crash), far shorter than forever.
+    inbox_retention_days: int = 30
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:

@@ -5,8 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def forget_before(session: AsyncSession, inbox: Table, cutoff: datetime, batch: int = 10_000) -> int:
+    """Delete up to `batch` inbox rows processed before `cutoff`; returns how many went."""
+    oldest = select(inbox.c.consumer, inbox.c.event_id).where(inbox.c.processed_at < cutoff).limit(batch)
+    rows = (await session.execute(oldest)).all()
+    for consumer, event_id in rows:
+        await session.execute(delete(inbox).where(inbox.c.consumer == consumer, inbox.c.event_id == event_id))
+    return len(rows)
 
 
 async def claim(session: AsyncSession, inbox: Table, consumer: str, event_id: UUID, now: datetime) -> bool:

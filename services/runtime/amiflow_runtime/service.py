@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
@@ -18,6 +19,7 @@ from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.consumer import InboxConsumer
 from amiflow_runtime.db import make_engine, sessions, upgrade_async
 from amiflow_runtime.deadletter import DeadLetters
+from amiflow_runtime.inbox import forget_before
 from amiflow_runtime.kafka import make_producer, wait_for_kafka
 from amiflow_runtime.outbox import OutboxRelay
 from amiflow_runtime.pipeline import EventPipeline, Handler
@@ -87,6 +89,7 @@ class ServiceRuntime:
             if self.relay_outbox:
                 self.relay = OutboxRelay(self.engine, self.outbox, self.producer, self.settings.service_name)
                 self._spawn(self.relay.run(), "outbox-relay")
+                self._jobs.append(self._spawn(self._sweep_inbox(), "inbox-sweep"))
             for subscription in subscriptions:
                 self._spawn_consumer(subscription)
             for job in extra:
@@ -98,6 +101,16 @@ class ServiceRuntime:
             self.startup_error = f"{type(exc).__name__}: {exc}"
             log.exception("%s failed to start", self.name)
             raise
+
+    async def _sweep_inbox(self) -> None:
+        # Hourly, in small batches so a large backlog never holds a long transaction.
+        while True:
+            cutoff = self.clock.now() - timedelta(days=self.settings.inbox_retention_days)
+            async with self.sessions() as session, session.begin():
+                forgotten = await forget_before(session, self.inbox, cutoff)
+            if forgotten:
+                log.info("forgot %d inbox ids older than %s", forgotten, cutoff.date())
+            await asyncio.sleep(1 if forgotten else 3600)
 
     def pipeline(self, consumer: str, handler: Handler) -> EventPipeline:
         """An EventPipeline bound to this process's database, outbox and dead-letter topic."""

@@ -211,3 +211,24 @@ async def test_offsets_are_committed_after_the_transaction_so_a_restarted_group_
     finally:
         await producer.stop()
         await engine.dispose()
+
+
+async def test_the_inbox_forgets_only_ids_older_than_the_retention(database_url: str) -> None:
+    from datetime import timedelta
+
+    from amiflow_runtime.inbox import claim, forget_before
+
+    engine = make_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    now = datetime(2026, 11, 21, tzinfo=UTC)
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    async with sessions(engine)() as session, session.begin():
+        assert await claim(session, inbox, "c", old, now - timedelta(days=40))
+        assert await claim(session, inbox, "c", recent, now - timedelta(days=1))
+    async with sessions(engine)() as session, session.begin():
+        assert await forget_before(session, inbox, now - timedelta(days=30)) == 1
+    async with sessions(engine)() as session, session.begin():
+        assert await claim(session, inbox, "c", old, now)  # forgotten: would apply again
+        assert not await claim(session, inbox, "c", recent, now)  # still remembered
+    await engine.dispose()

@@ -1,0 +1,120 @@
+"""The read grid and the tenant's local calendar: slots, local days and DST-aware buckets.
+
+All instants leave this module in UTC. Sub-daily grids are aligned to the tenant's wall clock (a
+meter in a +05:45 zone reads at local :00, not UTC :00); a daily grid is one read per local day at
+the tenant's read time, so a daily interval lasts 23 or 25 hours across a DST change (vee.md V1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Granularity(StrEnum):
+    """The calendar buckets consumption is summed into, in the tenant's local time."""
+
+    HOUR = "hour"
+    DAY = "day"
+    MONTH = "month"
+
+
+def local_midnight(day: date, zone: ZoneInfo, at: time = time(0)) -> datetime:
+    """The UTC instant of ``at`` on a local calendar day."""
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+
+
+def local_date(instant: datetime, zone: ZoneInfo) -> date:
+    """The tenant's calendar day an instant falls on."""
+    return instant.astimezone(zone).date()
+
+
+def _floor_wall_clock(instant: datetime, step: timedelta, zone: ZoneInfo) -> datetime:
+    offset = instant.astimezone(zone).utcoffset() or timedelta(0)
+    wall = instant + offset - _EPOCH
+    return _EPOCH + (wall // step) * step - offset
+
+
+class ReadGrid:
+    """The instants a meter is expected to report at (one slot per read interval)."""
+
+    def __init__(self, interval: timedelta, zone: ZoneInfo, read_time: time) -> None:
+        if interval != DAY and (interval <= timedelta(0) or DAY % interval):
+            raise ValueError(f"a read interval must divide a day or be one day, not {interval}")
+        self.interval, self.zone, self.read_time = interval, zone, read_time
+
+    @property
+    def daily(self) -> bool:
+        """True when the meter reads once per local day."""
+        return self.interval == DAY
+
+    def floor(self, instant: datetime) -> datetime:
+        """The latest slot at or before ``instant``."""
+        if not self.daily:
+            return _floor_wall_clock(instant.astimezone(UTC), self.interval, self.zone)
+        day = local_date(instant, self.zone)
+        slot = local_midnight(day, self.zone, self.read_time)
+        return slot if slot <= instant else local_midnight(day - DAY, self.zone, self.read_time)
+
+    def next(self, slot: datetime) -> datetime:
+        """The slot after ``slot``."""
+        if self.daily:
+            return local_midnight(local_date(slot, self.zone) + DAY, self.zone, self.read_time)
+        return self.floor(slot + self.interval)
+
+    def nearest(self, instant: datetime) -> datetime:
+        """The slot closest to ``instant`` (the earlier one on a tie)."""
+        before = self.floor(instant)
+        after = self.next(before)
+        return before if instant - before <= after - instant else after
+
+    def slots(self, first: datetime, last: datetime) -> Iterator[datetime]:
+        """Every slot from ``first`` to ``last``, both included."""
+        slot = self.floor(first)
+        if slot < first:
+            slot = self.next(slot)
+        while slot <= last:
+            yield slot
+            slot = self.next(slot)
+
+    def slots_per_day(self, day: date) -> int:
+        """How many slots a local day holds: 24 or 23/25 for hourly reads, 96 or 92/100 for 15 min."""
+        return sum(1 for _ in self.slots(local_midnight(day, self.zone), local_midnight(day + DAY, self.zone)
+                                         - timedelta(microseconds=1)))
+
+
+def bucket_start(instant: datetime, granularity: Granularity, zone: ZoneInfo) -> datetime:
+    """The local hour, day or month ``instant`` falls in, as a UTC instant."""
+    if granularity is Granularity.HOUR:
+        return _floor_wall_clock(instant.astimezone(UTC), HOUR, zone)
+    day = local_date(instant, zone)
+    if granularity is Granularity.MONTH:
+        day = day.replace(day=1)
+    return local_midnight(day, zone)
+
+
+def bucket_end(start: datetime, granularity: Granularity, zone: ZoneInfo) -> datetime:
+    """Where the bucket beginning at ``start`` ends (a local day may last 23 or 25 hours)."""
+    if granularity is Granularity.HOUR:
+        return _floor_wall_clock(start + HOUR, HOUR, zone)
+    day = local_date(start, zone)
+    if granularity is Granularity.DAY:
+        return local_midnight(day + DAY, zone)
+    first_of_next = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return local_midnight(first_of_next, zone)
+
+
+def buckets_overlapping(start: datetime, end: datetime, granularity: Granularity,
+                        zone: ZoneInfo) -> Iterator[tuple[datetime, datetime]]:
+    """The (start, end) of every bucket that the period [start, end) touches."""
+    bucket = bucket_start(start, granularity, zone)
+    while bucket < end:
+        following = bucket_end(bucket, granularity, zone)
+        yield bucket, following
+        bucket = following
