@@ -128,6 +128,12 @@ def _alarms() -> list[EventPayload]:
             reason=alarms.ClearReason.CONDITION_ENDED,
             cleared_by=None,
         ),
+        ev.AlarmAcknowledged(
+            **subject,
+            acknowledged_at=AT + timedelta(hours=1),
+            acknowledged_by="operator-7",
+            note="crew sent to check the meter pit",
+        ),
     ]
 
 

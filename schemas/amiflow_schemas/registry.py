@@ -24,6 +24,7 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         events.ReadingCorrected,
         events.AlarmRaised,
         events.AlarmCleared,
+        events.AlarmAcknowledged,
         events.ChargeApplied,
         events.PaymentReceived,
         events.DailySettled,

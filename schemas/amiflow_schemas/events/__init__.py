@@ -1,6 +1,6 @@
 """Every event payload, organised by domain; import them from here."""
 
-from amiflow_schemas.events.alarms import AlarmCleared, AlarmRaised
+from amiflow_schemas.events.alarms import AlarmAcknowledged, AlarmCleared, AlarmRaised
 from amiflow_schemas.events.billing import (
     BalanceDepleted,
     BalanceLow,
@@ -33,6 +33,7 @@ from amiflow_schemas.events.registry import (
 )
 
 __all__ = [
+    "AlarmAcknowledged",
     "AlarmCleared",
     "AlarmRaised",
     "BalanceDepleted",

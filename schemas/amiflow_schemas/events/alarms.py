@@ -32,6 +32,7 @@ class AlarmType(StrEnum):
     VALVE_ABNORMAL = "valve_abnormal"
     DISTRICT_IMBALANCE = "district_imbalance"  # DMA non-revenue water
     NIGHT_FLOW = "night_flow"  # DMA minimum night flow
+    NO_COMMUNICATION = "no_communication"  # nothing heard from the meter for N hours
 
 
 class AlarmSeverity(StrEnum):
@@ -122,3 +123,18 @@ class AlarmCleared(EventPayload):
         if (self.reason is ClearReason.OPERATOR_CLOSED) != (self.cleared_by is not None):
             raise ValueError("cleared_by is given exactly when an operator closed the alarm")
         return self
+
+
+class AlarmAcknowledged(EventPayload):
+    """An operator took note of an open alarm; it stays open until its condition ends or is closed."""
+
+    EVENT_TYPE: ClassVar[str] = "AlarmAcknowledged"
+    EVENT_VERSION: ClassVar[int] = 1
+
+    alarm_id: UUID
+    alarm_type: AlarmType
+    subject: AlarmSubject
+    subject_id: Identifier
+    acknowledged_at: AwareDatetime
+    acknowledged_by: Identifier
+    note: Text | None

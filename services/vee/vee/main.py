@@ -14,13 +14,16 @@ from amiflow_schemas.topics import topic_named
 from fastapi import FastAPI
 
 from vee.adapters import db
+from vee.adapters.alarms_http import router as alarms_router
 from vee.adapters.http import router
 from vee.app import reading_received_handler
 from vee.config import VeeSettings
+from vee.registry_app import registry_handler
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEAD_LETTERS = topic_named("amiflow.dlq.vee").name
 RECEIVED_READINGS = topic_named("amiflow.ingest.readings").name
+REGISTRY = topic_named("amiflow.registry.devices").name
 
 
 def build_runtime(settings: ServiceSettings, role: str) -> ServiceRuntime:
@@ -33,7 +36,7 @@ def api(settings: ServiceSettings) -> FastAPI:
     runtime = build_runtime(settings, "api")
     runtime.relay_outbox = False
     return api_app(runtime, title="amiflow vee",
-                   description="Validation, estimation and editing of meter readings.", routers=[router])
+                   description="Validation, estimation and editing of meter readings.", routers=[router, alarms_router])
 
 
 def worker(settings: ServiceSettings) -> Callable[[], None]:
@@ -42,6 +45,7 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
     runtime = build_runtime(settings, "worker")
     app = faust_app(runtime, store=settings.faust_store)
     inbox_agent(app, runtime, RECEIVED_READINGS, "vee.validation", reading_received_handler(runtime.clock))
+    inbox_agent(app, runtime, REGISTRY, "vee.registry", registry_handler(runtime.clock))
     return run_worker(app, settings)
 
 

@@ -1,0 +1,43 @@
+"""What VEE keeps of the device registry: each meter's latest state, materialised from
+amiflow.registry.devices (never read from ingest's tables)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from amiflow_runtime.db import UtcDateTime
+from amiflow_schemas.events.registry import MeterState
+from sqlalchemy import Column, Integer, String, Table, Text, and_, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vee.adapters.db import metadata
+
+meter_registry = Table(
+    "meter_registry", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("meter_id", String(128), primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("state", Text, nullable=False),  # MeterState as JSON, exactly as the registry sent it
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+
+async def remember(session: AsyncSession, tenant_id: str, revision: int, state: MeterState, at: datetime) -> bool:
+    """Keep `state` unless a newer revision is already known (registry events may arrive late)."""
+    key = and_(meter_registry.c.tenant_id == tenant_id, meter_registry.c.meter_id == state.meter_id)
+    known = (await session.execute(select(meter_registry.c.revision).where(key))).scalar()
+    values = {"revision": revision, "state": state.model_dump_json(), "updated_at": at}
+    if known is None:
+        await session.execute(insert(meter_registry).values(tenant_id=tenant_id, meter_id=state.meter_id, **values))
+        return True
+    if revision <= known:
+        return False
+    await session.execute(update(meter_registry).where(key).values(**values))
+    return True
+
+
+async def meter_state(session: AsyncSession, tenant_id: str, meter_id: str) -> MeterState | None:
+    """The registry's latest state of a meter, as VEE last heard it."""
+    row = (await session.execute(select(meter_registry.c.state).where(
+        meter_registry.c.tenant_id == tenant_id, meter_registry.c.meter_id == meter_id))).first()
+    return None if row is None else MeterState.model_validate_json(row.state)
