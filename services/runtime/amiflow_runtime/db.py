@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     event,
+    text,
 )
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -185,3 +187,11 @@ async def upgrade_async(migrations_dir: Path, url: str) -> None:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+async def lock_for_transaction(session: Any, *key_parts: str) -> None:
+    """Serialise transactions on one key (e.g. a meter) until commit: two consumers of different
+    topics touching the same meter must not interleave. SQLite writers are serialised already."""
+    if session.bind.dialect.name == "postgresql":
+        key = zlib.crc32("\x1f".join(key_parts).encode()) - 2**31  # fits PostgreSQL's signed bigint
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})

@@ -16,9 +16,9 @@ from fastapi import FastAPI
 from vee.adapters import db
 from vee.adapters.alarms_http import router as alarms_router
 from vee.adapters.http import router
-from vee.app import reading_received_handler
 from vee.config import VeeSettings
 from vee.registry_app import registry_handler
+from vee.series_app import series_handler
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEAD_LETTERS = topic_named("amiflow.dlq.vee").name
@@ -44,8 +44,8 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
     assert isinstance(settings, VeeSettings)
     runtime = build_runtime(settings, "worker")
     app = faust_app(runtime, store=settings.faust_store)
-    inbox_agent(app, runtime, RECEIVED_READINGS, "vee.validation", reading_received_handler(runtime.clock))
-    inbox_agent(app, runtime, REGISTRY, "vee.registry", registry_handler(runtime.clock))
+    inbox_agent(app, runtime, RECEIVED_READINGS, "vee.validation", series_handler(runtime.clock, settings.time_zone))
+    inbox_agent(app, runtime, REGISTRY, "vee.registry", registry_handler(runtime.clock, settings.time_zone))
     return run_worker(app, settings)
 
 

@@ -8,22 +8,29 @@ from datetime import datetime
 from typing import Any
 
 from amiflow_runtime.clock import Clock
+from amiflow_runtime.db import lock_for_transaction
 from amiflow_runtime.pipeline import Handler
 from amiflow_schemas import Envelope
 from amiflow_schemas.events.registry import MeterDefined, MeterReplaced
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vee.adapters import registry_db
+from vee.series_app import place_held_reads
 
 
-def registry_handler(clock: Clock) -> Handler:
-    """MeterDefined / MeterReplaced → the meter's latest state (gateways and SIM cards are not VEE's)."""
+def registry_handler(clock: Clock, time_zone: str = "Asia/Shanghai") -> Handler:
+    """MeterDefined / MeterReplaced → the meter's latest state (gateways and SIM cards are not VEE's);
+    readings that came before the meter was known are validated now."""
 
     async def handle(session: AsyncSession, envelope: Envelope[Any]) -> Sequence[Envelope[Any]]:
         payload = envelope.payload
-        if isinstance(payload, MeterDefined | MeterReplaced):
-            now: datetime = clock.now()
-            await registry_db.remember(session, envelope.tenant_id, payload.revision, payload.meter, now)
-        return []
+        if not isinstance(payload, MeterDefined | MeterReplaced):
+            return []
+        now: datetime = clock.now()
+        # The readings agent may be holding a reading of this very meter as unknown right now.
+        await lock_for_transaction(session, envelope.tenant_id, "meter", payload.meter.meter_id)
+        if not await registry_db.remember(session, envelope.tenant_id, payload.revision, payload.meter, now):
+            return []
+        return await place_held_reads(session, envelope.tenant_id, payload.meter.meter_id, clock, time_zone)
 
     return handle

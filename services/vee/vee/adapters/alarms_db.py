@@ -61,6 +61,14 @@ async def acknowledged(session: AsyncSession, tenant_id: str, ack: AlarmAcknowle
         acknowledged_at=ack.acknowledged_at, acknowledged_by=ack.acknowledged_by, ack_note=ack.note))
 
 
+async def apply(session: AsyncSession, tenant_id: str, event: AlarmRaised | AlarmCleared) -> None:
+    """Project one raised or cleared alarm."""
+    if isinstance(event, AlarmRaised):
+        await raised(session, tenant_id, event)
+    else:
+        await cleared(session, tenant_id, event)
+
+
 async def alarm(session: AsyncSession, tenant_id: str, alarm_id: UUID) -> dict[str, Any] | None:
     row = (await session.execute(select(alarms).where(
         alarms.c.tenant_id == tenant_id, alarms.c.alarm_id == str(alarm_id)))).first()

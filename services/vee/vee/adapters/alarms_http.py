@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from amiflow_runtime import outbox
 from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.outbox import stage
 from amiflow_schemas import new_envelope
 from amiflow_schemas.events.alarms import AlarmAcknowledged, AlarmSubject, AlarmType
 from fastapi import APIRouter, HTTPException, Query
@@ -89,6 +89,6 @@ async def acknowledge(alarm_id: UUID, body: Acknowledgement, runtime: RuntimeDep
             await alarms_db.acknowledged(session, tenant, ack)
             event = new_envelope(ack, event_id=uuid.uuid4(), tenant_id=tenant, key=ack.subject_id, occurred_at=now,
                                  recorded_at=now, producer="vee")
-            await outbox.stage(session, db.outbox, [event], now)
+            await stage(session, db.outbox, [event], now)
             found = await alarms_db.alarm(session, tenant, alarm_id)
     return found

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 DAY = timedelta(days=1)
@@ -25,6 +27,17 @@ class Granularity(StrEnum):
     MONTH = "month"
 
 
+def seconds(span: timedelta) -> Decimal:
+    """A span in seconds as an exact Decimal (timedelta.total_seconds() is a float)."""
+    return Decimal(span // timedelta(microseconds=1)) / Decimal(1_000_000)
+
+
+def in_days(span: timedelta) -> Decimal:
+    """A span in days as an exact Decimal."""
+    return seconds(span) / seconds(DAY)
+
+
+@lru_cache(maxsize=1 << 16)  # pure and called for every point of every derivation
 def local_midnight(day: date, zone: ZoneInfo, at: time = time(0)) -> datetime:
     """The UTC instant of ``at`` on a local calendar day."""
     return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
@@ -35,6 +48,7 @@ def local_date(instant: datetime, zone: ZoneInfo) -> date:
     return instant.astimezone(zone).date()
 
 
+@lru_cache(maxsize=1 << 16)  # pure and called for every point of every derivation
 def _floor_wall_clock(instant: datetime, step: timedelta, zone: ZoneInfo) -> datetime:
     offset = instant.astimezone(zone).utcoffset() or timedelta(0)
     wall = instant + offset - _EPOCH
@@ -42,12 +56,20 @@ def _floor_wall_clock(instant: datetime, step: timedelta, zone: ZoneInfo) -> dat
 
 
 class ReadGrid:
-    """The instants a meter is expected to report at (one slot per read interval)."""
+    """The instants a meter is expected to report at (one slot per read interval).
 
-    def __init__(self, interval: timedelta, zone: ZoneInfo, read_time: time) -> None:
+    ``offset`` is the meter's stable phase within its interval: the head-end spreads polls by a
+    per-meter jitter, so a meter polled "hourly, jitter 1h" may always read at minute 23. Its slots
+    are hh:23; the buckets of local hours then share each interval by time.
+    """
+
+    def __init__(self, interval: timedelta, zone: ZoneInfo, read_time: time,
+                 offset: timedelta = timedelta(0)) -> None:
         if interval != DAY and (interval <= timedelta(0) or DAY % interval):
             raise ValueError(f"a read interval must divide a day or be one day, not {interval}")
-        self.interval, self.zone, self.read_time = interval, zone, read_time
+        if not timedelta(0) <= offset < interval:
+            raise ValueError(f"a read offset must lie within the interval, not {offset}")
+        self.interval, self.zone, self.read_time, self.offset = interval, zone, read_time, offset
 
     @property
     def daily(self) -> bool:
@@ -56,16 +78,18 @@ class ReadGrid:
 
     def floor(self, instant: datetime) -> datetime:
         """The latest slot at or before ``instant``."""
+        unshifted = instant.astimezone(UTC) - self.offset
         if not self.daily:
-            return _floor_wall_clock(instant.astimezone(UTC), self.interval, self.zone)
-        day = local_date(instant, self.zone)
+            return _floor_wall_clock(unshifted, self.interval, self.zone) + self.offset
+        day = local_date(unshifted, self.zone)
         slot = local_midnight(day, self.zone, self.read_time)
-        return slot if slot <= instant else local_midnight(day - DAY, self.zone, self.read_time)
+        return (slot if slot <= unshifted else local_midnight(day - DAY, self.zone, self.read_time)) + self.offset
 
     def next(self, slot: datetime) -> datetime:
         """The slot after ``slot``."""
         if self.daily:
-            return local_midnight(local_date(slot, self.zone) + DAY, self.zone, self.read_time)
+            day = local_date(slot - self.offset, self.zone)
+            return local_midnight(day + DAY, self.zone, self.read_time) + self.offset
         return self.floor(slot + self.interval)
 
     def nearest(self, instant: datetime) -> datetime:
@@ -89,6 +113,7 @@ class ReadGrid:
                                          - timedelta(microseconds=1)))
 
 
+@lru_cache(maxsize=1 << 16)  # pure and called for every point of every derivation
 def bucket_start(instant: datetime, granularity: Granularity, zone: ZoneInfo) -> datetime:
     """The local hour, day or month ``instant`` falls in, as a UTC instant."""
     if granularity is Granularity.HOUR:
@@ -99,6 +124,7 @@ def bucket_start(instant: datetime, granularity: Granularity, zone: ZoneInfo) ->
     return local_midnight(day, zone)
 
 
+@lru_cache(maxsize=1 << 16)  # pure and called for every point of every derivation
 def bucket_end(start: datetime, granularity: Granularity, zone: ZoneInfo) -> datetime:
     """Where the bucket beginning at ``start`` ends (a local day may last 23 or 25 hours)."""
     if granularity is Granularity.HOUR:

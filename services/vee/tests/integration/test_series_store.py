@@ -1,0 +1,130 @@
+"""The full VEE core behind its database: a gap estimated and then corrected by the late actual,
+and the same series and aggregates whatever order the readings arrive in (both databases)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from amiflow_runtime.clock import FrozenClock
+from amiflow_schemas import new_envelope
+from amiflow_schemas.events.readings import ReadingReceived
+from amiflow_schemas.events.registry import MeterDefined
+from amiflow_schemas.examples import example_payloads
+from vee.adapters import series_db
+from vee.config import VeeSettings
+from vee.main import build_runtime
+from vee.registry_app import registry_handler
+from vee.series_app import series_handler
+
+pytestmark = pytest.mark.integration
+
+TZ = "Asia/Shanghai"
+START = datetime(2026, 11, 1, 16, tzinfo=UTC)  # 00:00 local, a daily read time
+
+
+async def setup(database_url: str, meter_id: str) -> Any:
+    runtime = build_runtime(VeeSettings(database_url=database_url), "test")
+    runtime.clock = FrozenClock(START + timedelta(days=10))
+    await runtime.migrate()
+    defined: MeterDefined = example_payloads()["MeterDefined"]
+    meter = defined.meter.model_copy(update={"meter_id": meter_id, "schedule": None, "replaces_meter_id": None,
+                                             "installed_at": None, "installation_reading": None,
+                                             "dial_count": 6})
+    event = defined.model_copy(update={"meter": meter, "device_key": f"t/meter/{meter_id}"})
+    async with runtime.sessions() as session, session.begin():
+        await registry_handler(runtime.clock)(session, _envelope(event, meter_id))
+    return runtime
+
+
+def _envelope(payload: Any, key: str) -> Any:
+    at = getattr(payload, "measured_at", START)
+    return new_envelope(payload, event_id=uuid.uuid4(), tenant_id="t", key=key, occurred_at=at, recorded_at=at,
+                        producer="test")
+
+
+def reading(meter_id: str, day: int, value: str) -> Any:
+    received = ReadingReceived.model_validate({
+        "meter_id": meter_id, "utility": "water", "measured_at": START + timedelta(days=day), "source": "dtu",
+        "gateway_id": "DTU-1", "registers": [{"register": "total", "value": value, "unit": "m3"}]})
+    return _envelope(received, meter_id)
+
+
+async def feed(runtime: Any, envelopes: list[Any]) -> list[Any]:
+    handle = series_handler(runtime.clock, TZ)
+    out = []
+    for envelope in envelopes:
+        async with runtime.sessions() as session, session.begin():
+            out += await handle(session, envelope)
+    return out
+
+
+async def test_an_estimated_gap_is_corrected_when_the_late_actual_arrives(database_url: str) -> None:
+    runtime = await setup(database_url, "WM-GAP")
+    try:
+        first = await feed(runtime, [reading("WM-GAP", 0, "100"), reading("WM-GAP", 3, "130")])
+        assert {e.payload.status.value for e in first if e.event_type == "ReadingValidated"} >= {"actual"}
+        late = await feed(runtime, [reading("WM-GAP", 1, "112")])
+        corrected = [e for e in late if e.event_type == "ReadingCorrected"]
+        assert corrected, [e.event_type for e in late]
+        async with runtime.sessions() as session:
+            points = await series_db.latest_points(session, "t", "WM-GAP", None, None, 10)
+        by_day = {p["measured_at"]: p for p in points}
+        assert by_day[START + timedelta(days=1)]["status"] == "actual"
+        assert by_day[START + timedelta(days=1)]["version"] >= 2
+        total = sum((p["consumption"] or Decimal(0)) for p in points if p["status"] in ("actual", "estimated"))
+        assert total == Decimal("30")
+    finally:
+        await runtime.engine.dispose()
+
+
+async def test_reverse_arrival_gives_the_same_series_and_daily_totals(database_url: str) -> None:
+    values = [Decimal("500") + Decimal("1.25") * d * d for d in range(8)]
+    ordered = await setup(database_url, "WM-IN")
+    reverse = await setup(database_url, "WM-REV")
+    try:
+        await feed(ordered, [reading("WM-IN", d, str(v)) for d, v in enumerate(values)])
+        shuffled = [reading("WM-REV", d, str(v)) for d, v in enumerate(values)]
+        await feed(reverse, list(reversed(shuffled)))
+        results = []
+        for runtime, meter in ((ordered, "WM-IN"), (reverse, "WM-REV")):
+            async with runtime.sessions() as session:
+                points = await series_db.latest_points(session, "t", meter, None, None, 100)
+                days = await series_db.buckets(session, "t", meter, "day", None, None)
+            results.append(([(p["measured_at"], p["status"], p["consumption"]) for p in points],
+                            [(b["bucket_start"], b["consumption"]) for b in days]))
+        assert results[0] == results[1]
+        assert results[0][1], "daily buckets were aggregated"
+    finally:
+        await ordered.engine.dispose()
+        await reverse.engine.dispose()
+
+
+
+async def test_readings_before_the_meter_is_known_fail_visibly_and_are_validated_once_it_is(database_url: str) -> None:
+    runtime = build_runtime(VeeSettings(database_url=database_url), "test")
+    runtime.clock = FrozenClock(START + timedelta(days=10))
+    await runtime.migrate()
+    try:
+        early = await feed(runtime, [reading("WM-LATE", 0, "10"), reading("WM-LATE", 1, "12.5")])
+        assert [e.payload.status.value for e in early] == ["failed", "failed"]
+        async with runtime.sessions() as session:
+            shown = await series_db.latest_points(session, "t", "WM-LATE", None, None, 10)
+        assert {p["status"] for p in shown} == {"failed"} and shown[0]["checks"] == ["unknown_meter"]
+
+        defined: MeterDefined = example_payloads()["MeterDefined"]
+        meter = defined.meter.model_copy(update={"meter_id": "WM-LATE", "schedule": None, "replaces_meter_id": None,
+                                                 "installed_at": None, "installation_reading": None})
+        registered = defined.model_copy(update={"meter": meter, "device_key": "t/meter/WM-LATE"})
+        async with runtime.sessions() as session, session.begin():
+            placed = await registry_handler(runtime.clock, TZ)(session, _envelope(registered, "WM-LATE"))
+        assert {e.payload.status.value for e in placed if e.event_type == "ReadingValidated"} == {"actual"}
+        async with runtime.sessions() as session:
+            shown = await series_db.latest_points(session, "t", "WM-LATE", None, None, 10)
+        assert [p["status"] for p in shown] == ["actual", "actual"]
+        assert shown[0]["consumption"] == Decimal("2.5")
+    finally:
+        await runtime.engine.dispose()

@@ -1,0 +1,147 @@
+"""Hourly, daily and monthly consumption in the tenant's local time, and group sums over meters.
+
+An interval that straddles bucket boundaries is shared out in proportion to time, the last share
+taking the rounding remainder so the buckets add up to the interval exactly. A local day has 23 or
+25 hourly buckets across a DST change. Late data changes exactly the buckets its intervals touch:
+``bucket_changes`` compares two aggregations and returns only those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from amiflow_schemas.events.readings import ValidationStatus
+
+from vee.core.grid import Granularity, bucket_end, bucket_start, buckets_overlapping, seconds
+from vee.core.model import SeriesPoint
+
+SHARE_QUANTUM = Decimal("0.000000001")  # shares of a straddling interval; the last takes the remainder
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One meter's billable consumption in one local hour, day or month."""
+
+    granularity: Granularity
+    start: datetime
+    end: datetime
+    consumption: Decimal
+    covered_s: Decimal  # seconds of the bucket with billable data
+    estimated_s: Decimal  # of which estimated
+
+    @property
+    def complete(self) -> bool:
+        """Every second of the bucket has billable data."""
+        return self.covered_s == seconds(self.end - self.start)
+
+    @property
+    def all_actual(self) -> bool:
+        """Complete and nothing estimated: usable for leak and DMA analytics."""
+        return self.complete and self.estimated_s == 0
+
+
+def _shares(start: datetime, end: datetime, consumption: Decimal, granularity: Granularity,
+            zone: ZoneInfo) -> list[tuple[datetime, datetime, Decimal, Decimal]]:
+    whole = seconds(end - start)
+    first = bucket_start(start, granularity, zone)
+    first_end = bucket_end(first, granularity, zone)
+    if end <= first_end:  # the usual case: the interval lies in one bucket
+        return [(first, first_end, consumption, whole)]
+    pieces = [(b, e, seconds(min(e, end) - max(b, start))) for b, e in buckets_overlapping(start, end, granularity,
+                                                                                           zone)]
+    shares = [(consumption * overlap / whole).quantize(SHARE_QUANTUM) for _, _, overlap in pieces[:-1]]
+    shares.append(consumption - sum(shares, Decimal(0)))
+    return [(b, e, share, overlap) for (b, e, overlap), share in zip(pieces, shares, strict=True)]
+
+
+@dataclass
+class _Tally:
+    end: datetime
+    consumption: Decimal = Decimal(0)
+    covered_s: Decimal = Decimal(0)
+    estimated_s: Decimal = Decimal(0)
+    meters: int = 0
+    actual_meters: int = 0
+
+
+def aggregate(points: Iterable[SeriesPoint], granularity: Granularity, zone: ZoneInfo) -> tuple[Bucket, ...]:
+    """A meter's buckets from its current validated points."""
+    tallies: dict[datetime, _Tally] = {}
+    for point in points:
+        if not point.billable or point.previous_at is None or point.consumption is None:
+            continue
+        estimated = point.status is ValidationStatus.ESTIMATED
+        for start, end, share, overlap in _shares(point.previous_at, point.at, point.consumption, granularity,
+                                                  zone):
+            tally = tallies.setdefault(start, _Tally(end))
+            tally.consumption += share
+            tally.covered_s += overlap
+            tally.estimated_s += overlap if estimated else Decimal(0)
+    return tuple(Bucket(granularity, start, t.end, t.consumption, t.covered_s, t.estimated_s)
+                 for start, t in sorted(tallies.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class BucketChange:
+    """A bucket whose total or actual coverage changed: the new total and the delta to the old one."""
+
+    granularity: Granularity
+    start: datetime
+    end: datetime
+    previous_total: Decimal | None  # None: a new bucket
+    total: Decimal
+    delta: Decimal
+    all_actual: bool
+
+
+def bucket_changes(before: Sequence[Bucket], after: Sequence[Bucket]) -> tuple[BucketChange, ...]:
+    """The buckets that differ between two aggregations of one meter."""
+    old = {b.start: b for b in before}
+    kept = {b.start for b in after}
+    # A bucket can lose all its billable data (a read found to be a misread): it drops to zero.
+    after = [*after, *(Bucket(b.granularity, b.start, b.end, Decimal(0), Decimal(0), Decimal(0))
+                       for b in before if b.start not in kept)]
+    changes = []
+    for bucket in sorted(after, key=lambda b: b.start):
+        was = old.get(bucket.start)
+        if was is not None and (was.consumption, was.covered_s, was.estimated_s) == (
+                bucket.consumption, bucket.covered_s, bucket.estimated_s):
+            continue
+        previous = was.consumption if was else None
+        changes.append(BucketChange(bucket.granularity, bucket.start, bucket.end, previous, bucket.consumption,
+                                    bucket.consumption - (previous or Decimal(0)), bucket.all_actual))
+    return tuple(changes)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupBucket:
+    """A group's (building, customer type, district) consumption in one bucket."""
+
+    granularity: Granularity
+    start: datetime
+    end: datetime
+    consumption: Decimal
+    meters: int
+    actual_meters: int  # meters whose bucket is complete and all actual
+
+    @property
+    def actual_coverage(self) -> Decimal:
+        """The share of meters read, not estimated, in this bucket."""
+        return Decimal(self.actual_meters) / Decimal(self.meters) if self.meters else Decimal(0)
+
+
+def fold_group(meter_buckets: Iterable[Iterable[Bucket]]) -> tuple[GroupBucket, ...]:
+    """Sum member meters' buckets of the same local period."""
+    tallies: dict[tuple[Granularity, datetime], _Tally] = {}
+    for buckets in meter_buckets:
+        for bucket in buckets:
+            tally = tallies.setdefault((bucket.granularity, bucket.start), _Tally(bucket.end))
+            tally.consumption += bucket.consumption
+            tally.meters += 1
+            tally.actual_meters += 1 if bucket.all_actual else 0
+    return tuple(GroupBucket(g, start, t.end, t.consumption, t.meters, t.actual_meters)
+                 for (g, start), t in sorted(tallies.items()))
