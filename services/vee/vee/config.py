@@ -16,3 +16,5 @@ class VeeSettings(ServiceSettings):
 
     # Faust table state: "memory://" or "rocksdb://" (backed by changelog topics either way).
     faust_store: str = "memory://"
+    # How often the timer looks for meters silent past their estimation wait (and lost communication).
+    estimation_interval_s: float = 300.0

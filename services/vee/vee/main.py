@@ -18,12 +18,13 @@ from vee.adapters.alarms_http import router as alarms_router
 from vee.adapters.http import router
 from vee.config import VeeSettings
 from vee.registry_app import registry_handler
-from vee.series_app import series_handler
+from vee.series_app import estimate_silent_meters, series_handler, status_handler
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEAD_LETTERS = topic_named("amiflow.dlq.vee").name
 RECEIVED_READINGS = topic_named("amiflow.ingest.readings").name
 REGISTRY = topic_named("amiflow.registry.devices").name
+DEVICE_STATUS = topic_named("amiflow.ingest.device-status").name
 
 
 def build_runtime(settings: ServiceSettings, role: str) -> ServiceRuntime:
@@ -46,6 +47,15 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
     app = faust_app(runtime, store=settings.faust_store)
     inbox_agent(app, runtime, RECEIVED_READINGS, "vee.validation", series_handler(runtime.clock, settings.time_zone))
     inbox_agent(app, runtime, REGISTRY, "vee.registry", registry_handler(runtime.clock, settings.time_zone))
+    inbox_agent(app, runtime, DEVICE_STATUS, "vee.device-status", status_handler(runtime.clock, settings.time_zone))
+
+    @app.timer(settings.estimation_interval_s)  # type: ignore[untyped-decorator]
+    async def estimate_silent() -> None:
+        # Every instance walks every series: idempotent (per-meter lock, deterministic core), only wasteful
+        # beyond one instance; a leader lock is the next step when VEE scales out.
+        if runtime.started:
+            await estimate_silent_meters(runtime.sessions, runtime.clock, settings.time_zone, runtime.wake_relay)
+
     return run_worker(app, settings)
 
 

@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from amiflow_runtime.clock import Clock
 from amiflow_runtime.db import lock_for_transaction
+from amiflow_runtime.outbox import stage
 from amiflow_runtime.pipeline import Handler
 from amiflow_schemas import Envelope, EventPayload, decode_event, encode_event, new_envelope
+from amiflow_schemas.events.devices import DeviceStatusReported
 from amiflow_schemas.events.readings import ReadingReceived, ReadingValidated, ValidationStatus
 from amiflow_schemas.events.registry import MeterState, ScheduleKind
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vee.adapters import alarms_db, registry_db, series_db
+from vee.adapters import alarms_db, db, registry_db, series_db
 from vee.core import engine
 from vee.core.context import MeterContext, context_from_registry
+from vee.core.device_alarms import device_status
 from vee.core.events import alarm_event, reading_event
 from vee.core.model import MeterSeries, raw_read
 from vee.core.rules import RuleSet
@@ -51,6 +55,60 @@ async def context_of(session: AsyncSession, tenant_id: str, meter_id: str, time_
                                  read_interval=read_interval_of(meter), predecessors=chain)
 
 
+async def _series(session: AsyncSession, tenant_id: str, meter_id: str,
+                  time_zone: str) -> tuple[MeterContext, MeterSeries, bool] | None:
+    await lock_for_transaction(session, tenant_id, "meter", meter_id)
+    context = await context_of(session, tenant_id, meter_id, time_zone)
+    if context is None:
+        return None
+    before = await series_db.load(session, tenant_id, context.series_id)
+    return context, before or MeterSeries(series_id=context.series_id), before is not None
+
+
+def status_handler(clock: Clock, time_zone: str) -> Handler:
+    """DeviceStatusReported → device alarm episodes (valve abnormal, battery, tamper, backflow, drift)."""
+
+    async def handle(session: AsyncSession, envelope: Envelope[Any]) -> Sequence[Envelope[Any]]:
+        if not isinstance(envelope.payload, DeviceStatusReported):
+            return []
+        found = await _series(session, envelope.tenant_id, envelope.payload.meter_id, time_zone)
+        if found is None:
+            return []  # the status of an unknown meter raises nothing; its readings say why it fails
+        context, state, existed = found
+        now = clock.now()
+        outcome = engine.apply_device_status(state, context, RuleSet(tenant_id=envelope.tenant_id),
+                                             device_status(envelope.payload), now)
+        await series_db.save(session, envelope.tenant_id, outcome.state, existed, now)
+        return await _publish(session, Cause.of(envelope), context, outcome, now)
+
+    return handle
+
+
+async def estimate_silent_meters(sessions: Any, clock: Clock, time_zone: str, wake_relay: Any) -> int:
+    """The estimation timer: every series that stayed silent past the wait is estimated up to now and
+    checked for lost communication; returns how many series produced events."""
+    now = clock.now()
+    async with sessions() as session:
+        keys = await series_db.series_keys(session)
+    touched = 0
+    for tenant_id, current_meter in keys:
+        async with sessions() as session, session.begin():
+            found = await _series(session, tenant_id, current_meter, time_zone)
+            if found is None:
+                continue
+            context, state, existed = found
+            outcome = engine.estimate_silent(state, context, RuleSet(tenant_id=tenant_id), now, now)
+            if outcome.state == state and not outcome.points and not outcome.alarms:
+                continue
+            await series_db.save(session, tenant_id, outcome.state, existed, now)
+            events = await _publish(session, Cause(tenant_id), context, outcome, now)
+            await stage(session, db.outbox, events, now)
+            touched += 1
+    if touched:
+        wake_relay()
+    return touched
+
+
 def series_handler(clock: Clock, time_zone: str) -> Handler:
     """ReadingReceived → ReadingValidated / ReadingCorrected / AlarmRaised / AlarmCleared."""
 
@@ -68,12 +126,25 @@ def series_handler(clock: Clock, time_zone: str) -> Handler:
         outcome = engine.apply_reading(state, context, RuleSet(tenant_id=envelope.tenant_id),
                                        raw_read(received, envelope.event_id), now)
         await series_db.save(session, envelope.tenant_id, outcome.state, before is not None, now)
-        return await _publish(session, envelope, context, outcome, now)
+        return await _publish(session, Cause.of(envelope), context, outcome, now)
 
     return handle
 
 
-async def _publish(session: AsyncSession, cause: Envelope[Any], context: MeterContext, outcome: engine.Outcome,
+@dataclass(frozen=True)
+class Cause:
+    """Who the events answer: the tenant and the ids that tie them to their input (none for the timer)."""
+
+    tenant_id: str
+    correlation_id: uuid.UUID | None = None
+    causation_id: uuid.UUID | None = None
+
+    @classmethod
+    def of(cls, envelope: Envelope[Any]) -> Cause:
+        return cls(envelope.tenant_id, envelope.correlation_id, envelope.event_id)
+
+
+async def _publish(session: AsyncSession, cause: Cause, context: MeterContext, outcome: engine.Outcome,
                    now: datetime) -> list[Envelope[Any]]:
     tenant = cause.tenant_id
     events: list[Envelope[Any]] = []
@@ -98,7 +169,7 @@ async def _unknown_meter(session: AsyncSession, cause: Envelope[Any], received: 
         meter_id=received.meter_id, utility=received.utility, measured_at=received.measured_at,
         registers=received.registers, consumption=None, consumption_unit=None, previous_measured_at=None,
         status=ValidationStatus.FAILED, estimation_method=None, source_event_id=cause.event_id)
-    event = _envelope(failed, cause, received.meter_id, received.measured_at, now)
+    event = _envelope(failed, Cause.of(cause), received.meter_id, received.measured_at, now)
     await series_db.record_failure(session, cause.tenant_id, received, str(event.event_id), UNKNOWN_METER, now)
     await series_db.hold_unplaced(session, cause.tenant_id, received.meter_id, str(cause.event_id),
                                   encode_event(cause), now)
@@ -115,8 +186,8 @@ async def place_held_reads(session: AsyncSession, tenant_id: str, meter_id: str,
     return events
 
 
-def _envelope(payload: EventPayload, cause: Envelope[Any], key: str, occurred_at: datetime,
+def _envelope(payload: EventPayload, cause: Cause, key: str, occurred_at: datetime,
               now: datetime) -> Envelope[Any]:
     return new_envelope(payload, event_id=uuid.uuid4(), tenant_id=cause.tenant_id, key=key, occurred_at=occurred_at,
                         recorded_at=now, producer=PRODUCER, correlation_id=cause.correlation_id,
-                        causation_id=cause.event_id)
+                        causation_id=cause.causation_id)

@@ -128,3 +128,37 @@ async def test_readings_before_the_meter_is_known_fail_visibly_and_are_validated
         assert shown[0]["consumption"] == Decimal("2.5")
     finally:
         await runtime.engine.dispose()
+
+
+async def test_device_status_raises_an_alarm_once_and_the_timer_estimates_a_silent_meter(database_url: str) -> None:
+    from amiflow_schemas.events.devices import BatteryLevel, BatteryStatus, DeviceStatusReported
+    from vee.adapters import alarms_db
+    from vee.series_app import estimate_silent_meters, status_handler
+
+    runtime = await setup(database_url, "WM-DEV")
+    try:
+        await feed(runtime, [reading("WM-DEV", 0, "100"), reading("WM-DEV", 1, "101")])
+        status = DeviceStatusReported(meter_id="WM-DEV", utility="water", reported_at=START + timedelta(days=1),
+                                      valve=None, relay=None, alarms=(), status_word_hex=None, gateway_id=None,
+                                      battery=BatteryStatus(level=BatteryLevel.LOW, voltage_v=None,
+                                                            remaining_percent=None))
+        handle = status_handler(runtime.clock, TZ)
+        raised = []
+        for _ in range(2):  # the same condition reported twice is one episode
+            async with runtime.sessions() as session, session.begin():
+                raised += await handle(session, _envelope(status, "WM-DEV"))
+        assert [e.payload.alarm_type.value for e in raised if e.event_type == "AlarmRaised"] == ["battery_low"]
+        async with runtime.sessions() as session:
+            open_alarms = await alarms_db.search(session, "t", state="open", alarm_type="battery_low",
+                                                 subject_id=None, since=None, until=None, limit=10)
+        assert len(open_alarms) == 1
+
+        runtime.clock = FrozenClock(START + timedelta(days=9))  # silent for eight days
+        touched = await estimate_silent_meters(runtime.sessions, runtime.clock, TZ, lambda: None)
+        assert touched == 1
+        async with runtime.sessions() as session:
+            points = await series_db.latest_points(session, "t", "WM-DEV", None, None, 20)
+        assert any(p["status"] == "estimated" for p in points)
+        assert await estimate_silent_meters(runtime.sessions, runtime.clock, TZ, lambda: None) == 0  # idempotent
+    finally:
+        await runtime.engine.dispose()

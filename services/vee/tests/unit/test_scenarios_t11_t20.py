@@ -200,7 +200,7 @@ def test_t19_an_actual_for_a_manually_edited_slot_is_held(meter):
     assert late.points == () and late.buckets == ()
     held = m.point(T0 + 4 * H)
     assert (held.status, held.consumption) == (ValidationStatus.EDITED, Decimal("1.20"))
-    assert Check.HELD_BY_EDIT in held.checks
+    assert Check.HELD_BY_EDIT in held.checks and [p.point for p in late.revised] == [held]  # stored, not sent
 
 
 def test_t20_a_clock_off_by_seven_and_a_half_minutes_is_adjusted_and_flagged(meter):

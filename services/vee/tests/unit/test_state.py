@@ -107,7 +107,7 @@ def test_pruning_settles_old_slots_and_refuses_reads_for_them(meter):
         m.read(T0 + day * D, Decimal(1000 + day))
     m.state = prune(m.state, m.context, m.rules, T0 + 70 * D)
     assert min(p.point.at for p in m.state.published) == T0 + 70 * D
-    assert len(m.state.reads) == 1 + 80 - (70 - 56)  # the lookback, plus the read that opens it
+    assert len(m.state.reads) == 1 + 80 - (70 - 30)  # the ADU window, plus the read that opens it
     late = m.read(T0 + 20 * D, "1020", salt="late")
     assert [r.checks for r in late.rejected] == [(Check.SETTLED,)]
     later = m.read(T0 + 80 * D, "1080")

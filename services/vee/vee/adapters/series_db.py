@@ -66,6 +66,16 @@ async def load(session: AsyncSession, tenant_id: str, series_id: str) -> MeterSe
     return None if row is None else MeterSeries.model_validate_json(row.state)
 
 
+async def series_keys(session: AsyncSession) -> list[tuple[str, str]]:
+    """(tenant, current meter) of every series VEE keeps: what the estimation timer walks."""
+    rows = await session.execute(select(meter_series.c.tenant_id, meter_series.c.series_id, meter_series.c.state))
+    keys = []
+    for row in rows:
+        state = MeterSeries.model_validate_json(row.state)
+        keys.append((row.tenant_id, state.reads[-1].meter_id if state.reads else row.series_id))
+    return keys
+
+
 async def save(session: AsyncSession, tenant_id: str, state: MeterSeries, existed: bool, now: datetime) -> None:
     values = {"state": state.model_dump_json(), "updated_at": now}
     if existed:
