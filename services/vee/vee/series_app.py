@@ -55,7 +55,7 @@ async def context_of(session: AsyncSession, tenant_id: str, meter_id: str, time_
                                  read_interval=read_interval_of(meter), predecessors=chain)
 
 
-async def _series(session: AsyncSession, tenant_id: str, meter_id: str,
+async def series_of_meter(session: AsyncSession, tenant_id: str, meter_id: str,
                   time_zone: str) -> tuple[MeterContext, MeterSeries, bool] | None:
     await lock_for_transaction(session, tenant_id, "meter", meter_id)
     context = await context_of(session, tenant_id, meter_id, time_zone)
@@ -71,7 +71,7 @@ def status_handler(clock: Clock, time_zone: str) -> Handler:
     async def handle(session: AsyncSession, envelope: Envelope[Any]) -> Sequence[Envelope[Any]]:
         if not isinstance(envelope.payload, DeviceStatusReported):
             return []
-        found = await _series(session, envelope.tenant_id, envelope.payload.meter_id, time_zone)
+        found = await series_of_meter(session, envelope.tenant_id, envelope.payload.meter_id, time_zone)
         if found is None:
             return []  # the status of an unknown meter raises nothing; its readings say why it fails
         context, state, existed = found
@@ -79,7 +79,7 @@ def status_handler(clock: Clock, time_zone: str) -> Handler:
         outcome = engine.apply_device_status(state, context, RuleSet(tenant_id=envelope.tenant_id),
                                              device_status(envelope.payload), now)
         await series_db.save(session, envelope.tenant_id, outcome.state, existed, now)
-        return await _publish(session, Cause.of(envelope), context, outcome, now)
+        return await publish_outcome(session, Cause.of(envelope), context, outcome, now)
 
     return handle
 
@@ -93,7 +93,7 @@ async def estimate_silent_meters(sessions: Any, clock: Clock, time_zone: str, wa
     touched = 0
     for tenant_id, current_meter in keys:
         async with sessions() as session, session.begin():
-            found = await _series(session, tenant_id, current_meter, time_zone)
+            found = await series_of_meter(session, tenant_id, current_meter, time_zone)
             if found is None:
                 continue
             context, state, existed = found
@@ -101,7 +101,7 @@ async def estimate_silent_meters(sessions: Any, clock: Clock, time_zone: str, wa
             if outcome.state == state and not outcome.points and not outcome.alarms:
                 continue
             await series_db.save(session, tenant_id, outcome.state, existed, now)
-            events = await _publish(session, Cause(tenant_id), context, outcome, now)
+            events = await publish_outcome(session, Cause(tenant_id), context, outcome, now)
             await stage(session, db.outbox, events, now)
             touched += 1
     if touched:
@@ -126,7 +126,7 @@ def series_handler(clock: Clock, time_zone: str) -> Handler:
         outcome = engine.apply_reading(state, context, RuleSet(tenant_id=envelope.tenant_id),
                                        raw_read(received, envelope.event_id), now)
         await series_db.save(session, envelope.tenant_id, outcome.state, before is not None, now)
-        return await _publish(session, Cause.of(envelope), context, outcome, now)
+        return await publish_outcome(session, Cause.of(envelope), context, outcome, now)
 
     return handle
 
@@ -144,7 +144,7 @@ class Cause:
         return cls(envelope.tenant_id, envelope.correlation_id, envelope.event_id)
 
 
-async def _publish(session: AsyncSession, cause: Cause, context: MeterContext, outcome: engine.Outcome,
+async def publish_outcome(session: AsyncSession, cause: Cause, context: MeterContext, outcome: engine.Outcome,
                    now: datetime) -> list[Envelope[Any]]:
     tenant = cause.tenant_id
     events: list[Envelope[Any]] = []

@@ -162,3 +162,32 @@ async def test_device_status_raises_an_alarm_once_and_the_timer_estimates_a_sile
         assert await estimate_silent_meters(runtime.sessions, runtime.clock, TZ, lambda: None) == 0  # idempotent
     finally:
         await runtime.engine.dispose()
+
+
+async def test_an_operator_edit_is_a_new_version_kept_in_the_log_and_a_bad_one_is_refused(database_url: str) -> None:
+    import httpx
+    from vee.main import api
+
+    runtime = await setup(database_url, "WM-EDIT")
+    await feed(runtime, [reading("WM-EDIT", d, v) for d, v in ((0, "100"), (1, "103"), (2, "150"), (3, "109"))])
+    app = api(VeeSettings(database_url=database_url))
+    app.state.runtime.clock = runtime.clock
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vee",
+                                 headers={"X-Tenant-Id": "t"}) as http:
+        slot = (START + timedelta(days=2)).isoformat()
+        edit = {"value": "106", "edited_by": "analyst-1", "reason_code": "misread", "comment": "photo shows 106"}
+        response = await http.post(f"/v1/meters/WM-EDIT/readings/{slot}/edits", json=edit)
+        assert response.status_code == 201, response.text
+        points = {p["measured_at"]: p for p in (await http.get("/v1/meters/WM-EDIT/readings")).json()}
+        edited = points[slot.replace("+00:00", "Z")]
+        assert edited["status"] == "edited" and edited["version"] >= 2
+        assert Decimal(edited["consumption"]) == Decimal("3")
+        log = (await http.get("/v1/meters/WM-EDIT/edits")).json()
+        assert [(e["edited_by"], e["reason_code"]) for e in log] == [("analyst-1", "misread")]
+        backwards = {**edit, "value": "50"}  # below the previous read: fails validation again
+        refused = await http.post(f"/v1/meters/WM-EDIT/readings/{slot}/edits", json=backwards)
+        assert refused.status_code == 422 and refused.json()["detail"]["checks"]
+        unknown = await http.post(f"/v1/meters/NOPE/readings/{slot}/edits", json=edit)
+        assert unknown.status_code == 404
+    await app.state.runtime.engine.dispose()
+    await runtime.engine.dispose()

@@ -9,12 +9,14 @@ from uuid import UUID
 
 from amiflow_runtime.http import RuntimeDep, Tenant
 from amiflow_schemas.events.readings import RegisterValue
-from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vee import edits_app as edits
 from vee.adapters import registry_db, series_db
 from vee.core.grid import Granularity
+from vee.edits_app import EditRequest
 
 
 class ValidatedReadingView(BaseModel):
@@ -81,3 +83,44 @@ async def meter_consumption(meter_id: str, runtime: RuntimeDep, tenant: Tenant, 
         rows = await series_db.buckets(session, tenant, series, granularity.value, since, until)
     return [{"start": r["bucket_start"], "end": r["bucket_end"], "consumption": r["consumption"], "unit": r["unit"],
              "all_actual": r["all_actual"]} for r in rows]
+
+
+class EditBody(BaseModel):
+    """A manual edit: the new register value (null deletes the slot's value), who and why."""
+
+    value: Decimal | None = Field(ge=0)
+    edited_by: str = Field(min_length=1, max_length=128)
+    reason_code: str = Field(min_length=1, max_length=64)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class EditView(BaseModel):
+    edit_id: UUID
+    measured_at: datetime
+    value: Decimal | None
+    edited_by: str
+    edited_at: datetime
+    reason_code: str
+    comment: str | None
+
+
+@router.post("/meters/{meter_id}/readings/{measured_at}/edits", status_code=201,
+             responses={404: {"description": "Unknown meter"}, 422: {"description": "The edit fails validation"}})
+async def edit_reading(meter_id: str, measured_at: AwareDatetime, body: EditBody, runtime: RuntimeDep,
+                       tenant: Tenant) -> Any:
+    """Edit (or delete) the value at a slot: a new version; the original and every edit are kept."""
+    request = EditRequest(measured_at=measured_at, value=body.value, edited_by=body.edited_by,
+                          reason_code=body.reason_code, comment=body.comment)
+    try:
+        published = await edits.edit_reading(runtime, tenant, meter_id, request, runtime.settings.time_zone)
+    except edits.UnknownMeter:
+        raise HTTPException(404, detail=f"meter {meter_id} is not in the registry") from None
+    except edits.EditRefused as exc:
+        raise HTTPException(422, detail={"reason": str(exc), "checks": list(exc.checks)}) from None
+    return {"published_events": published}
+
+
+@router.get("/meters/{meter_id}/edits", response_model=list[EditView])
+async def meter_edits(meter_id: str, runtime: RuntimeDep, tenant: Tenant) -> Any:
+    """The edit log: who changed which slot, when and why, oldest first."""
+    return [e.model_dump() for e in await edits.edit_log(runtime, tenant, meter_id, runtime.settings.time_zone)]

@@ -64,7 +64,7 @@ def device_conditions(status: DeviceStatus, timeline: RuleTimeline) -> list[Cond
     if status.battery_low:
         found[AlarmType.BATTERY_LOW] = _open(AlarmType.BATTERY_LOW, at, AlarmSeverity.WARNING, "battery low", rule_id)
     limit = timeline.parameters(at).clock_flag_limit
-    if status.clock_drift_s is not None and abs(status.clock_drift_s) > limit.total_seconds():
+    if status.clock_drift_s is not None and abs(status.clock_drift_s) > seconds(limit):
         # Trilliant: beyond 15 minutes the clock is hard-set and an alarm raised [TRIL].
         found[AlarmType.CLOCK_DRIFT] = _open(AlarmType.CLOCK_DRIFT, at, AlarmSeverity.WARNING,
                                              "the meter's clock drifted beyond the tolerance: set it", rule_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
@@ -91,10 +91,14 @@ def place_read(read: RawRead, context: MeterContext, parameters: ParametersAt) -
                      read.flags, received_at=read.received_at)
 
 
-def _rank(value: SlotValue, read: RawRead) -> tuple[bool, timedelta, float, str]:
-    # Good reads first, then the one closest to its slot, then the newest at the head-end (V15).
-    received = -read.received_at.timestamp() if read.received_at else float("inf")
-    return value.failed, abs(read.measured_at - value.at), received, str(read.source_event_id)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def _rank(value: SlotValue, read: RawRead) -> tuple[bool, timedelta, timedelta, str]:
+    # Good reads first, then the one closest to its slot, then the newest at the head-end (V15);
+    # never the order of arrival, so any delivery order picks the same read.
+    age = _LATEST - read.received_at if read.received_at else timedelta.max
+    return value.failed, abs(read.measured_at - value.at), age, str(read.source_event_id)
 
 
 def _choose(candidates: Sequence[tuple[SlotValue, RawRead]]) -> SlotValue:
