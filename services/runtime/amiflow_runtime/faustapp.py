@@ -23,14 +23,15 @@ from amiflow_runtime.pipeline import Handler
 from amiflow_runtime.service import ServiceRuntime
 
 
-def faust_app(runtime: ServiceRuntime, store: str = "memory://") -> faust.App:
-    """A Faust app for one service: our topics are never declared by Faust, only used."""
+def faust_app(runtime: ServiceRuntime, store: str = "memory://", app_id: str | None = None) -> faust.App:
+    """A Faust app for one service: our topics are never declared by Faust, only used. The app id is
+    the consumer group: two deployments on one cluster need two ids."""
     settings = runtime.settings
     servers = ";".join(settings.kafka_bootstrap_servers.split(","))
     datadir = settings.resolved_data_dir / "faust" / settings.service_name
     datadir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
-        f"amiflow-{settings.service_name}",
+        app_id or f"amiflow-{settings.service_name}",
         broker=f"kafka://{servers}",
         value_serializer="raw", key_serializer="raw",
         topic_allow_declare=False,  # topics come from the registry in schemas/

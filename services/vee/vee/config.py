@@ -16,5 +16,7 @@ class VeeSettings(ServiceSettings):
 
     # Faust table state: "memory://" or "rocksdb://" (backed by changelog topics either way).
     faust_store: str = "memory://"
+    # The Faust app id, which is also its Kafka consumer group.
+    faust_app_id: str = "amiflow-vee"
     # How often the timer looks for meters silent past their estimation wait (and lost communication).
     estimation_interval_s: float = 300.0

@@ -44,7 +44,7 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
     """The Faust stream processor: ReadingReceived → ReadingValidated."""
     assert isinstance(settings, VeeSettings)
     runtime = build_runtime(settings, "worker")
-    app = faust_app(runtime, store=settings.faust_store)
+    app = faust_app(runtime, store=settings.faust_store, app_id=settings.faust_app_id)
     inbox_agent(app, runtime, RECEIVED_READINGS, "vee.validation", series_handler(runtime.clock, settings.time_zone))
     inbox_agent(app, runtime, REGISTRY, "vee.registry", registry_handler(runtime.clock, settings.time_zone))
     inbox_agent(app, runtime, DEVICE_STATUS, "vee.device-status", status_handler(runtime.clock, settings.time_zone))

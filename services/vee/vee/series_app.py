@@ -4,6 +4,7 @@ all in the transaction that also records the event id (inbox) and the events (ou
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ from amiflow_runtime.outbox import stage
 from amiflow_runtime.pipeline import Handler
 from amiflow_schemas import Envelope, EventPayload, decode_event, encode_event, new_envelope
 from amiflow_schemas.events.devices import DeviceStatusReported
-from amiflow_schemas.events.readings import ReadingReceived, ReadingValidated, ValidationStatus
+from amiflow_schemas.events.readings import ReadingReceived
 from amiflow_schemas.events.registry import MeterState, ScheduleKind
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vee.adapters import alarms_db, db, registry_db, series_db
@@ -29,6 +31,8 @@ from vee.core.model import MeterSeries, raw_read
 from vee.core.rules import RuleSet
 
 PRODUCER = "vee"
+UNPLACED = Counter("amiflow_vee_unplaced_reads_total", "Readings of meters VEE did not know yet (held)", ["tenant"])
+log = logging.getLogger("vee.series")
 UNKNOWN_METER = "unknown_meter"
 
 
@@ -164,16 +168,15 @@ async def publish_outcome(session: AsyncSession, cause: Cause, context: MeterCon
 
 async def _unknown_meter(session: AsyncSession, cause: Envelope[Any], received: ReadingReceived,
                          now: datetime) -> list[Envelope[Any]]:
-    # Not dropped, never billed: a failed reading the API shows with its reason (issue: bad input).
-    failed = ReadingValidated(
-        meter_id=received.meter_id, utility=received.utility, measured_at=received.measured_at,
-        registers=received.registers, consumption=None, consumption_unit=None, previous_measured_at=None,
-        status=ValidationStatus.FAILED, estimation_method=None, source_event_id=cause.event_id)
-    event = _envelope(failed, Cause.of(cause), received.meter_id, received.measured_at, now)
-    await series_db.record_failure(session, cause.tenant_id, received, str(event.event_id), UNKNOWN_METER, now)
+    # Not dropped, never billed: the API shows it failed with its reason, and it is held to be validated
+    # once the registry names the meter. No event goes out yet, so consumers see the slot's first
+    # ReadingValidated only when it is real (a failed one first would need a correction for the real one).
+    UNPLACED.labels(cause.tenant_id).inc()
+    log.warning("reading of unknown meter %s held until the registry names it", received.meter_id)
+    await series_db.record_failure(session, cause.tenant_id, received, str(cause.event_id), UNKNOWN_METER, now)
     await series_db.hold_unplaced(session, cause.tenant_id, received.meter_id, str(cause.event_id),
                                   encode_event(cause), now)
-    return [event]
+    return []
 
 
 async def place_held_reads(session: AsyncSession, tenant_id: str, meter_id: str, clock: Clock,

@@ -85,7 +85,8 @@ def _overlaps(episode: AlarmEpisode, condition: Condition) -> bool:
 
 def _match(condition: Condition, known: Sequence[AlarmEpisode], used: set[UUID]) -> AlarmEpisode | None:
     candidates = [e for e in known if e.kind is condition.kind and e.alarm_id not in used and _overlaps(e, condition)]
-    return min(candidates, key=lambda e: (e.ended_at is not None, e.started_at), default=None)
+    # An open episode first; among closed ones the latest, so a reopened condition salts a fresh id.
+    return max(candidates, key=lambda e: (e.ended_at is None, e.started_at), default=None)
 
 
 class _Ledger:
