@@ -15,6 +15,7 @@ from amiflow_runtime.clock import Clock
 from amiflow_runtime.db import lock_for_transaction
 from amiflow_runtime.outbox import stage
 from amiflow_runtime.pipeline import Handler
+from amiflow_runtime.schedule import poll_offset
 from amiflow_schemas import Envelope, EventPayload, decode_event, encode_event, new_envelope
 from amiflow_schemas.events.devices import DeviceStatusReported
 from amiflow_schemas.events.readings import ReadingReceived
@@ -34,12 +35,19 @@ PRODUCER = "vee"
 UNPLACED = Counter("amiflow_vee_unplaced_reads_total", "Readings of meters VEE did not know yet (held)", ["tenant"])
 log = logging.getLogger("vee.series")
 UNKNOWN_METER = "unknown_meter"
+SETTLE_AFTER = timedelta(days=40)  # beyond the 35-day estimation limit (vee.md §2)
 
 
-def read_interval_of(meter: MeterState) -> timedelta:
-    """The expected read interval: hourly meters hourly, everything else daily."""
-    hourly = meter.schedule is not None and meter.schedule.kind is ScheduleKind.HOURLY
-    return timedelta(hours=1) if hourly else timedelta(days=1)
+def read_grid_of(meter: MeterState) -> tuple[timedelta, timedelta]:
+    """(interval, offset) the meter's readings are expected at: daily polls daily at their local time,
+    everything else hourly (push and HTTP meters included); the offset is the poll jitter ingest uses."""
+    schedule = meter.schedule
+    if schedule is None or schedule.kind is not ScheduleKind.DAILY:
+        interval = timedelta(hours=1)
+    else:
+        interval = timedelta(days=1)
+    jitter = schedule.jitter_s if schedule is not None else 0
+    return interval, poll_offset(meter.meter_id, jitter) % interval
 
 
 async def context_of(session: AsyncSession, tenant_id: str, meter_id: str, time_zone: str) -> MeterContext | None:
@@ -55,8 +63,9 @@ async def context_of(session: AsyncSession, tenant_id: str, meter_id: str, time_
             break
         chain.insert(0, older)
         previous = older.replaces_meter_id
-    return context_from_registry(meter, tenant_id=tenant_id, time_zone=time_zone,
-                                 read_interval=read_interval_of(meter), predecessors=chain)
+    interval, offset = read_grid_of(meter)
+    return context_from_registry(meter, tenant_id=tenant_id, time_zone=time_zone, read_interval=interval,
+                                 read_offset=offset, predecessors=chain)
 
 
 async def series_of_meter(session: AsyncSession, tenant_id: str, meter_id: str,
@@ -101,10 +110,13 @@ async def estimate_silent_meters(sessions: Any, clock: Clock, time_zone: str, wa
             if found is None:
                 continue
             context, state, existed = found
-            outcome = engine.estimate_silent(state, context, RuleSet(tenant_id=tenant_id), now, now)
-            if outcome.state == state and not outcome.points and not outcome.alarms:
+            rules = RuleSet(tenant_id=tenant_id)
+            outcome = engine.estimate_silent(state, context, rules, now, now)
+            # Settle what is older than any late read or correction may reach: bounds state and work.
+            kept = engine.prune(outcome.state, context, rules, now - SETTLE_AFTER)
+            if kept == state and not outcome.points and not outcome.alarms:
                 continue
-            await series_db.save(session, tenant_id, outcome.state, existed, now)
+            await series_db.save(session, tenant_id, kept, existed, now)
             events = await publish_outcome(session, Cause(tenant_id), context, outcome, now)
             await stage(session, db.outbox, events, now)
             touched += 1
@@ -154,7 +166,10 @@ async def publish_outcome(session: AsyncSession, cause: Cause, context: MeterCon
     events: list[Envelope[Any]] = []
     published = []
     for fact in outcome.points:
-        event = _envelope(reading_event(fact, context), cause, fact.point.meter_id, fact.point.at, now)
+        # The core's publication id is the event id: a correction's supersedes_event_id names it, and a
+        # replay of the same input publishes the same ids.
+        event = _envelope(reading_event(fact, context), cause, fact.point.meter_id, fact.point.at, now,
+                          event_id=fact.publication_id)
         events.append(event)
         published.append((fact, str(event.event_id)))
     await series_db.record_points(session, tenant, context.series_id, context.unit.value, published, now)
@@ -189,8 +204,9 @@ async def place_held_reads(session: AsyncSession, tenant_id: str, meter_id: str,
     return events
 
 
-def _envelope(payload: EventPayload, cause: Cause, key: str, occurred_at: datetime,
-              now: datetime) -> Envelope[Any]:
-    return new_envelope(payload, event_id=uuid.uuid4(), tenant_id=cause.tenant_id, key=key, occurred_at=occurred_at,
+def _envelope(payload: EventPayload, cause: Cause, key: str, occurred_at: datetime, now: datetime,
+              event_id: uuid.UUID | None = None) -> Envelope[Any]:
+    return new_envelope(payload, event_id=event_id or uuid.uuid4(), tenant_id=cause.tenant_id, key=key,
+                        occurred_at=occurred_at,
                         recorded_at=now, producer=PRODUCER, correlation_id=cause.correlation_id,
                         causation_id=cause.causation_id)

@@ -8,11 +8,11 @@ ask at 01:00:00. Push meters report by themselves and are never polled.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from amiflow_runtime.schedule import poll_offset
 from amiflow_schemas.events.registry import ScheduleKind
 
 from ingest.core.registry import ReadSchedule
@@ -20,17 +20,9 @@ from ingest.core.registry import ReadSchedule
 DEFAULT_DAILY_AT = time(1, 0)  # the customary night read, when buses and the cellular network are quiet
 
 
-def jitter_of(meter_id: str, jitter_s: int) -> timedelta:
-    """A stable offset in [0, jitter_s) for this meter."""
-    if jitter_s <= 0:
-        return timedelta(0)
-    digest = int.from_bytes(hashlib.blake2b(meter_id.encode(), digest_size=8).digest(), "big")
-    return timedelta(seconds=digest % jitter_s)
-
-
 def next_poll(schedule: ReadSchedule, meter_id: str, after: datetime, tz: ZoneInfo) -> datetime | None:
     """The first poll time strictly after `after` (aware), or None for push meters."""
-    offset = jitter_of(meter_id, schedule.jitter_s)
+    offset = poll_offset(meter_id, schedule.jitter_s)
     if schedule.kind is ScheduleKind.PUSH:
         return None
     if schedule.kind is ScheduleKind.HOURLY:

@@ -12,7 +12,7 @@ import pytest
 from amiflow_runtime.clock import FrozenClock
 from amiflow_schemas import new_envelope
 from amiflow_schemas.events.readings import ReadingReceived
-from amiflow_schemas.events.registry import MeterDefined
+from amiflow_schemas.events.registry import MeterDefined, ReadSchedule, ScheduleKind
 from amiflow_schemas.examples import example_payloads
 from vee.adapters import series_db
 from vee.config import VeeSettings
@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 TZ = "Asia/Shanghai"
 START = datetime(2026, 11, 1, 16, tzinfo=UTC)  # 00:00 local, a daily read time
+DAILY = ReadSchedule(kind=ScheduleKind.DAILY, at_local="00:00", jitter_s=0)
 
 
 async def setup(database_url: str, meter_id: str) -> Any:
@@ -31,7 +32,7 @@ async def setup(database_url: str, meter_id: str) -> Any:
     runtime.clock = FrozenClock(START + timedelta(days=10))
     await runtime.migrate()
     defined: MeterDefined = example_payloads()["MeterDefined"]
-    meter = defined.meter.model_copy(update={"meter_id": meter_id, "schedule": None, "replaces_meter_id": None,
+    meter = defined.meter.model_copy(update={"meter_id": meter_id, "schedule": DAILY, "replaces_meter_id": None,
                                              "installed_at": None, "installation_reading": None,
                                              "dial_count": 6})
     event = defined.model_copy(update={"meter": meter, "device_key": f"t/meter/{meter_id}"})
@@ -116,7 +117,7 @@ async def test_readings_before_the_meter_is_known_fail_visibly_and_are_validated
         assert {p["status"] for p in shown} == {"failed"} and shown[0]["checks"] == ["unknown_meter"]
 
         defined: MeterDefined = example_payloads()["MeterDefined"]
-        meter = defined.meter.model_copy(update={"meter_id": "WM-LATE", "schedule": None, "replaces_meter_id": None,
+        meter = defined.meter.model_copy(update={"meter_id": "WM-LATE", "schedule": DAILY, "replaces_meter_id": None,
                                                  "installed_at": None, "installation_reading": None})
         registered = defined.model_copy(update={"meter": meter, "device_key": "t/meter/WM-LATE"})
         async with runtime.sessions() as session, session.begin():
@@ -184,7 +185,8 @@ async def test_an_operator_edit_is_a_new_version_kept_in_the_log_and_a_bad_one_i
         assert Decimal(edited["consumption"]) == Decimal("3")
         log = (await http.get("/v1/meters/WM-EDIT/edits")).json()
         assert [(e["edited_by"], e["reason_code"]) for e in log] == [("analyst-1", "misread")]
-        backwards = {**edit, "value": "50"}  # below the previous read: fails validation again
+        runtime.clock.advance(timedelta(minutes=5))  # a later edit of the same slot outranks the first
+        backwards = {**edit, "value": "500"}  # above the next read (109): the next interval would run backwards
         refused = await http.post(f"/v1/meters/WM-EDIT/readings/{slot}/edits", json=backwards)
         assert refused.status_code == 422 and refused.json()["detail"]["checks"]
         unknown = await http.post(f"/v1/meters/NOPE/readings/{slot}/edits", json=edit)
