@@ -33,8 +33,9 @@ class IngestSettings(ServiceSettings):
     gateway_reply_timeout_s: float = 5.0
     gateway_retries: int = 2
     gateway_min_gap_s: float = 0.2
-    # Read every meter once right after its DTU logs in: fills the gap an outage left.
-    gateway_poll_on_login: bool = True
+    # Read every meter once right after its DTU logs in (commissioning, or to fill an outage gap at once).
+    # Off by default: such reads fall between the meter's schedule slots, which VEE judges by the slot.
+    gateway_poll_on_login: bool = False
     gateway_refresh_meters_s: float = 300.0
     # FrameRejected events from DTUs that could not say who they are go to this tenant's stream.
     gateway_unassigned_tenant: str = "platform"

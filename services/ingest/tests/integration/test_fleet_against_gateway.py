@@ -54,7 +54,8 @@ class Topic:
 async def head_end(kafka_bootstrap: str, postgres_database: Any) -> AsyncIterator[dict[str, Any]]:
     tenant = unique("fleet")
     settings = IngestSettings(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, database_url=await postgres_database("ingest"),
-                              gateway_port=free_port(), gateway_min_gap_s=0.05, gateway_reply_timeout_s=3.0)
+                              gateway_port=free_port(), gateway_min_gap_s=0.05, gateway_reply_timeout_s=3.0,
+                              gateway_poll_on_login=True)
     runtime = build_runtime(settings, "worker")
     gateway = DtuGateway(runtime, settings, instance="fleet-test")
     await runtime.start([Subscription(f"ingest.downlink.{tenant}", [COMMANDS], on_command_issued)], [gateway.run])

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def gateway(database_url: str) -> AsyncIterator[tuple[DtuGateway, Any]]:
     settings = IngestSettings(database_url=database_url, gateway_port=free_port(), gateway_login_timeout_s=2,
-                              gateway_max_connections_per_address=3)
+                              gateway_max_connections_per_address=3, gateway_poll_on_login=True)
     runtime = build_runtime(settings, "test")
     await runtime.migrate()
     await registry_app.register_gateway(runtime, "market", "DTU-1", GatewayDetails(GatewayKind.DTU, "REG-0001"))
