@@ -193,3 +193,29 @@ async def test_an_operator_edit_is_a_new_version_kept_in_the_log_and_a_bad_one_i
         assert unknown.status_code == 404
     await app.state.runtime.engine.dispose()
     await runtime.engine.dispose()
+
+
+async def test_a_buildings_consumption_is_the_exact_sum_of_its_meters_per_local_day(database_url: str) -> None:
+    import httpx
+    from vee.main import api
+
+    runtime = await setup(database_url, "WM-A")
+    defined: MeterDefined = example_payloads()["MeterDefined"]
+    building = defined.meter.groups.building
+    assert building, "the example meter belongs to a building"
+    second = defined.meter.model_copy(update={"meter_id": "WM-B", "schedule": DAILY, "replaces_meter_id": None,
+                                              "installed_at": None, "installation_reading": None})
+    async with runtime.sessions() as session, session.begin():
+        await registry_handler(runtime.clock, TZ)(session, _envelope(
+            defined.model_copy(update={"meter": second, "device_key": "t/meter/WM-B"}), "WM-B"))
+    await feed(runtime, [reading("WM-A", d, v) for d, v in ((0, "10"), (1, "10.1"), (2, "10.3"))])
+    await feed(runtime, [reading("WM-B", d, v) for d, v in ((0, "5"), (1, "5.2"), (2, "5.5"))])
+    app = api(VeeSettings(database_url=database_url))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vee",
+                                 headers={"X-Tenant-Id": "t"}) as http:
+        days = (await http.get(f"/v1/groups/building/{building}/consumption", params={"granularity": "day"})).json()
+    await app.state.runtime.engine.dispose()
+    await runtime.engine.dispose()
+    totals = [(Decimal(d["consumption"]), d["meters"]) for d in days]
+    assert sum(t for t, _ in totals) == Decimal("0.8")  # 0.3 + 0.5, exactly
+    assert all(meters == 2 for total, meters in totals if total > 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -124,3 +125,29 @@ async def edit_reading(meter_id: str, measured_at: AwareDatetime, body: EditBody
 async def meter_edits(meter_id: str, runtime: RuntimeDep, tenant: Tenant) -> Any:
     """The edit log: who changed which slot, when and why, oldest first."""
     return [e.model_dump() for e in await edits.edit_log(runtime, tenant, meter_id, runtime.settings.time_zone)]
+
+
+class GroupKind(StrEnum):
+    """The registry's meter groups."""
+
+    BUILDING = "building"
+    CUSTOMER_TYPE = "customer_type"
+    DISTRICT = "district_metered_area"
+
+
+class GroupBucketView(ConsumptionBucketView):
+    """A group's consumption in one local period, and how many of its meters had data / only actuals."""
+
+    meters: int
+    actual_meters: int
+
+
+@router.get("/groups/{kind}/{group_id}/consumption", response_model=list[GroupBucketView])
+async def group_consumption(kind: GroupKind, group_id: str, runtime: RuntimeDep, tenant: Tenant, since: From = None,
+                            until: To = None, granularity: Granularity = Granularity.DAY) -> Any:
+    """The summed consumption of a building, customer type or district metered area, per local period."""
+    async with runtime.sessions() as session:
+        members = await registry_db.meters_in_group(session, tenant, kind.value, group_id)
+        series = sorted({await series_of(session, tenant, m.meter_id) for m in members})
+        rows = await series_db.group_buckets(session, tenant, series, granularity.value, since, until)
+    return [{**r, "all_actual": r["actual_meters"] == r["meters"]} for r in rows]

@@ -41,3 +41,10 @@ async def meter_state(session: AsyncSession, tenant_id: str, meter_id: str) -> M
     row = (await session.execute(select(meter_registry.c.state).where(
         meter_registry.c.tenant_id == tenant_id, meter_registry.c.meter_id == meter_id))).first()
     return None if row is None else MeterState.model_validate_json(row.state)
+
+
+async def meters_in_group(session: AsyncSession, tenant_id: str, kind: str, group_id: str) -> list[MeterState]:
+    """The tenant's meters whose registry groups put them in `group_id` (building, customer type or DMA)."""
+    rows = await session.execute(select(meter_registry.c.state).where(meter_registry.c.tenant_id == tenant_id))
+    meters = [MeterState.model_validate_json(r.state) for r in rows]
+    return [m for m in meters if getattr(m.groups, kind) == group_id]

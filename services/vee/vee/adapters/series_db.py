@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from amiflow_runtime.db import ExactDecimal, UtcDateTime
@@ -184,3 +185,25 @@ async def buckets(session: AsyncSession, tenant_id: str, series_id: str, granula
     if until is not None:
         query = query.where(cb.c.bucket_start < until)
     return [r._asdict() for r in await session.execute(query.order_by(cb.c.bucket_start))]
+
+
+async def group_buckets(session: AsyncSession, tenant_id: str, series_ids: list[str], granularity: str,
+                        since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
+    """Member meters' buckets summed per local period, exactly (Decimal in Python, not SQL SUM on text)."""
+    cb = consumption_buckets
+    totals: dict[datetime, dict[str, Any]] = {}
+    for start in range(0, len(series_ids), 500):
+        query = select(cb).where(cb.c.tenant_id == tenant_id, cb.c.granularity == granularity,
+                                 cb.c.series_id.in_(series_ids[start:start + 500]))
+        if since is not None:
+            query = query.where(cb.c.bucket_start >= since)
+        if until is not None:
+            query = query.where(cb.c.bucket_start < until)
+        for row in await session.execute(query):
+            tally = totals.setdefault(row.bucket_start, {"start": row.bucket_start, "end": row.bucket_end,
+                                                         "consumption": Decimal(0), "unit": row.unit,
+                                                         "meters": 0, "actual_meters": 0})
+            tally["consumption"] += row.consumption
+            tally["meters"] += 1
+            tally["actual_meters"] += 1 if row.all_actual else 0
+    return [totals[k] for k in sorted(totals)]
