@@ -16,7 +16,7 @@ from amiflow_runtime.testing import unique
 pytestmark = pytest.mark.e2e
 
 
-def poll(fetch: Callable[[], Any], timeout: float = 60.0) -> Any:
+def poll(fetch: Callable[[], Any], timeout: float = 120.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = fetch()

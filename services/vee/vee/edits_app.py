@@ -55,7 +55,7 @@ async def edit_reading(runtime: ServiceRuntime, tenant_id: str, meter_id: str, r
         outcome = engine.apply_edit(state, context, RuleSet(tenant_id=tenant_id), edit, now)
         if outcome.edit_rejected is not None:
             raise EditRefused(tuple(c.value for c in outcome.edit_rejected.checks))
-        await series_db.save(session, tenant_id, outcome.state, existed, now)
+        await series_db.save(session, tenant_id, outcome.state, existed, now, context.devices[-1].meter_id)
         events = await publish_outcome(session, Cause(tenant_id), context, outcome, now)
         await stage(session, db.outbox, events, now)
     return len(events)

@@ -52,20 +52,13 @@ def read_grid_of(meter: MeterState) -> tuple[timedelta, timedelta]:
 
 async def context_of(session: AsyncSession, tenant_id: str, meter_id: str, time_zone: str) -> MeterContext | None:
     """The metering point of a meter: the meter and the ones it replaced, oldest first."""
-    meter = await registry_db.meter_state(session, tenant_id, meter_id)
-    if meter is None:
+    chain = await registry_db.replacement_chain(session, tenant_id, meter_id)
+    if not chain:
         return None
-    chain: list[MeterState] = []
-    previous = meter.replaces_meter_id
-    while previous is not None and len(chain) < 50:  # a chain of swaps, never a cycle
-        older = await registry_db.meter_state(session, tenant_id, previous)
-        if older is None:
-            break
-        chain.insert(0, older)
-        previous = older.replaces_meter_id
+    meter = chain[-1]
     interval, offset = read_grid_of(meter)
     return context_from_registry(meter, tenant_id=tenant_id, time_zone=time_zone, read_interval=interval,
-                                 read_offset=offset, predecessors=chain)
+                                 read_offset=offset, predecessors=chain[:-1])
 
 
 async def series_of_meter(session: AsyncSession, tenant_id: str, meter_id: str,
@@ -91,7 +84,7 @@ def status_handler(clock: Clock, time_zone: str) -> Handler:
         now = clock.now()
         outcome = engine.apply_device_status(state, context, RuleSet(tenant_id=envelope.tenant_id),
                                              device_status(envelope.payload), now)
-        await series_db.save(session, envelope.tenant_id, outcome.state, existed, now)
+        await series_db.save(session, envelope.tenant_id, outcome.state, existed, now, context.devices[-1].meter_id)
         return await publish_outcome(session, Cause.of(envelope), context, outcome, now)
 
     return handle
@@ -116,7 +109,7 @@ async def estimate_silent_meters(sessions: Any, clock: Clock, time_zone: str, wa
             kept = engine.prune(outcome.state, context, rules, now - SETTLE_AFTER)
             if kept == state and not outcome.points and not outcome.alarms:
                 continue
-            await series_db.save(session, tenant_id, kept, existed, now)
+            await series_db.save(session, tenant_id, kept, existed, now, context.devices[-1].meter_id)
             events = await publish_outcome(session, Cause(tenant_id), context, outcome, now)
             await stage(session, db.outbox, events, now)
             touched += 1
@@ -141,7 +134,8 @@ def series_handler(clock: Clock, time_zone: str) -> Handler:
         state = before or MeterSeries(series_id=context.series_id)
         outcome = engine.apply_reading(state, context, RuleSet(tenant_id=envelope.tenant_id),
                                        raw_read(received, envelope.event_id), now)
-        await series_db.save(session, envelope.tenant_id, outcome.state, before is not None, now)
+        await series_db.save(session, envelope.tenant_id, outcome.state, before is not None, now,
+                             context.devices[-1].meter_id)
         return await publish_outcome(session, Cause.of(envelope), context, outcome, now)
 
     return handle

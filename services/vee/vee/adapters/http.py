@@ -57,13 +57,8 @@ To = Annotated[AwareDatetime | None, Query(alias="to")]
 
 async def series_of(session: AsyncSession, tenant: str, meter_id: str) -> str:
     """The metering point a meter reads into: the first meter of its replacement chain."""
-    current = meter_id
-    for _ in range(50):
-        state = await registry_db.meter_state(session, tenant, current)
-        if state is None or state.replaces_meter_id is None:
-            return current
-        current = state.replaces_meter_id
-    return current
+    chain = await registry_db.replacement_chain(session, tenant, meter_id)
+    return chain[0].meter_id if chain else meter_id
 
 
 @router.get("/meters/{meter_id}/readings", response_model=list[ValidatedReadingView])

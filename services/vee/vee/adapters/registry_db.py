@@ -48,3 +48,19 @@ async def meters_in_group(session: AsyncSession, tenant_id: str, kind: str, grou
     rows = await session.execute(select(meter_registry.c.state).where(meter_registry.c.tenant_id == tenant_id))
     meters = [MeterState.model_validate_json(r.state) for r in rows]
     return [m for m in meters if getattr(m.groups, kind) == group_id]
+
+
+MAX_SWAPS = 50  # a chain of meter replacements, never a cycle
+
+
+async def replacement_chain(session: AsyncSession, tenant_id: str, meter_id: str) -> list[MeterState]:
+    """The meter and the meters it replaced, oldest first (empty when the meter is unknown)."""
+    chain: list[MeterState] = []
+    current: str | None = meter_id
+    while current is not None and len(chain) < MAX_SWAPS:
+        state = await meter_state(session, tenant_id, current)
+        if state is None:
+            break
+        chain.insert(0, state)
+        current = state.replaces_meter_id
+    return chain

@@ -23,6 +23,7 @@ meter_series = Table(
     Column("tenant_id", String(64), primary_key=True),
     Column("series_id", String(128), primary_key=True),
     Column("state", Text, nullable=False),
+    Column("current_meter_id", String(128), nullable=False),  # the meter now reading into the series
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
@@ -69,16 +70,13 @@ async def load(session: AsyncSession, tenant_id: str, series_id: str) -> MeterSe
 
 async def series_keys(session: AsyncSession) -> list[tuple[str, str]]:
     """(tenant, current meter) of every series VEE keeps: what the estimation timer walks."""
-    rows = await session.execute(select(meter_series.c.tenant_id, meter_series.c.series_id, meter_series.c.state))
-    keys = []
-    for row in rows:
-        state = MeterSeries.model_validate_json(row.state)
-        keys.append((row.tenant_id, state.reads[-1].meter_id if state.reads else row.series_id))
-    return keys
+    rows = await session.execute(select(meter_series.c.tenant_id, meter_series.c.current_meter_id))
+    return [(r.tenant_id, r.current_meter_id) for r in rows]
 
 
-async def save(session: AsyncSession, tenant_id: str, state: MeterSeries, existed: bool, now: datetime) -> None:
-    values = {"state": state.model_dump_json(), "updated_at": now}
+async def save(session: AsyncSession, tenant_id: str, state: MeterSeries, existed: bool, now: datetime,
+               current_meter_id: str) -> None:
+    values = {"state": state.model_dump_json(), "current_meter_id": current_meter_id, "updated_at": now}
     if existed:
         await session.execute(update(meter_series).where(
             meter_series.c.tenant_id == tenant_id, meter_series.c.series_id == state.series_id).values(**values))

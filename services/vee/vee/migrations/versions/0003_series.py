@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(64), primary_key=True),
         sa.Column("series_id", sa.String(128), primary_key=True),
         sa.Column("state", sa.Text(), nullable=False),
+        sa.Column("current_meter_id", sa.String(128), nullable=False),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
     )
     op.create_table(
