@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,6 +62,8 @@ class ServiceSettings(BaseSettings):
 
     # The tenant's zone for local days and for meter clocks, which send local wall time without offset.
     time_zone: str = _platform("AMIFLOW_TIME_ZONE", "Asia/Shanghai")
+    # Tenants whose zone differs from AMIFLOW_TIME_ZONE, as a JSON object {"tenant": "Europe/Berlin"}.
+    tenant_time_zones: dict[str, str] = _platform("AMIFLOW_TENANT_TIME_ZONES", {})
 
     log_level: str = _platform("LOG_LEVEL", "INFO")
     log_format: str = _platform("LOG_FORMAT", "json")
@@ -75,6 +78,20 @@ class ServiceSettings(BaseSettings):
     # Applied event ids are kept this long: far beyond any redelivery (uncommitted offsets, rebalances,
     # a relay resending after a crash), far shorter than forever.
     inbox_retention_days: int = 30
+
+    @model_validator(mode="after")
+    def _known_time_zones(self) -> ServiceSettings:
+        # A typo in a zone would otherwise surface as a crash on the first reading of that tenant.
+        for zone in (self.time_zone, *self.tenant_time_zones.values()):
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {zone!r}") from exc
+        return self
+
+    def zone_of(self, tenant_id: str) -> str:
+        """The IANA zone of a tenant's local days and meter clocks."""
+        return self.tenant_time_zones.get(tenant_id, self.time_zone)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:

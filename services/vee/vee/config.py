@@ -20,3 +20,7 @@ class VeeSettings(ServiceSettings):
     faust_app_id: str = "amiflow-vee"
     # How often the timer looks for meters silent past their estimation wait (and lost communication).
     estimation_interval_s: float = 300.0
+    # How often the district job evaluates water balances and night flow, and how long after a local
+    # day ends it waits for that day's last readings before the day's alarms are looked at.
+    district_interval_s: float = 600.0
+    district_close_delay_s: float = 7200.0

@@ -10,11 +10,10 @@ from decimal import Decimal
 from amiflow_runtime.outbox import stage
 from amiflow_runtime.service import ServiceRuntime
 
-from vee.adapters import db, series_db
+from vee.adapters import db, rules_db, series_db
 from vee.core import engine
 from vee.core.model import ManualEdit
-from vee.core.rules import RuleSet
-from vee.series_app import Cause, publish_outcome, series_of_meter
+from vee.series_app import Cause, Zones, publish_outcome, series_of_meter
 
 
 class EditRefused(ValueError):
@@ -41,18 +40,18 @@ class EditRequest:
 
 
 async def edit_reading(runtime: ServiceRuntime, tenant_id: str, meter_id: str, request: EditRequest,
-                       time_zone: str) -> int:
+                       zones: Zones) -> int:
     """Apply the edit as a new version and publish what it changes; returns the number of events."""
     now = runtime.clock.now()
     edit = ManualEdit(edit_id=uuid.uuid4(), measured_at=request.measured_at, value=request.value,
                       edited_by=request.edited_by, edited_at=now, reason_code=request.reason_code,
                       comment=request.comment)
     async with runtime.sessions() as session, session.begin():
-        found = await series_of_meter(session, tenant_id, meter_id, time_zone)
+        found = await series_of_meter(session, tenant_id, meter_id, zones)
         if found is None:
             raise UnknownMeter(meter_id)
         context, state, existed = found
-        outcome = engine.apply_edit(state, context, RuleSet(tenant_id=tenant_id), edit, now)
+        outcome = engine.apply_edit(state, context, await rules_db.rule_set(session, tenant_id), edit, now)
         if outcome.edit_rejected is not None:
             raise EditRefused(tuple(c.value for c in outcome.edit_rejected.checks))
         await series_db.save(session, tenant_id, outcome.state, existed, now, context.devices[-1].meter_id)
@@ -61,8 +60,8 @@ async def edit_reading(runtime: ServiceRuntime, tenant_id: str, meter_id: str, r
     return len(events)
 
 
-async def edit_log(runtime: ServiceRuntime, tenant_id: str, meter_id: str, time_zone: str) -> list[ManualEdit]:
+async def edit_log(runtime: ServiceRuntime, tenant_id: str, meter_id: str, zones: Zones) -> list[ManualEdit]:
     """Every edit of the meter's series, oldest first (the original readings stay in the state too)."""
     async with runtime.sessions() as session, session.begin():
-        found = await series_of_meter(session, tenant_id, meter_id, time_zone)
+        found = await series_of_meter(session, tenant_id, meter_id, zones)
     return [] if found is None else list(found[1].edits)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from amiflow_runtime.config import ServiceSettings
@@ -15,8 +16,11 @@ from fastapi import FastAPI
 
 from vee.adapters import db
 from vee.adapters.alarms_http import router as alarms_router
+from vee.adapters.districts_http import router as districts_router
 from vee.adapters.http import router
+from vee.adapters.rules_http import router as rules_router
 from vee.config import VeeSettings
+from vee.districts_app import evaluate_districts
 from vee.registry_app import registry_handler
 from vee.series_app import estimate_silent_meters, series_handler, status_handler
 
@@ -36,8 +40,8 @@ def api(settings: ServiceSettings) -> FastAPI:
     """Read API over validated readings (the API relays nothing: the worker owns the outbox)."""
     runtime = build_runtime(settings, "api")
     runtime.relay_outbox = False
-    return api_app(runtime, title="amiflow vee",
-                   description="Validation, estimation and editing of meter readings.", routers=[router, alarms_router])
+    return api_app(runtime, title="amiflow vee", description="Validation, estimation and editing of meter readings.",
+                   routers=[router, alarms_router, rules_router, districts_router])
 
 
 def worker(settings: ServiceSettings) -> Callable[[], None]:
@@ -45,16 +49,23 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
     assert isinstance(settings, VeeSettings)
     runtime = build_runtime(settings, "worker")
     app = faust_app(runtime, store=settings.faust_store, app_id=settings.faust_app_id)
-    inbox_agent(app, runtime, RECEIVED_READINGS, "vee.validation", series_handler(runtime.clock, settings.time_zone))
-    inbox_agent(app, runtime, REGISTRY, "vee.registry", registry_handler(runtime.clock, settings.time_zone))
-    inbox_agent(app, runtime, DEVICE_STATUS, "vee.device-status", status_handler(runtime.clock, settings.time_zone))
+    inbox_agent(app, runtime, RECEIVED_READINGS, "vee.validation", series_handler(runtime.clock, settings.zone_of))
+    inbox_agent(app, runtime, REGISTRY, "vee.registry", registry_handler(runtime.clock, settings.zone_of))
+    inbox_agent(app, runtime, DEVICE_STATUS, "vee.device-status", status_handler(runtime.clock, settings.zone_of))
 
     @app.timer(settings.estimation_interval_s)  # type: ignore[untyped-decorator]
     async def estimate_silent() -> None:
         # Every instance walks every series: idempotent (per-meter lock, deterministic core), only wasteful
         # beyond one instance; a leader lock is the next step when VEE scales out.
         if runtime.started:
-            await estimate_silent_meters(runtime.sessions, runtime.clock, settings.time_zone, runtime.wake_relay)
+            await estimate_silent_meters(runtime.sessions, runtime.clock, settings.zone_of, runtime.wake_relay)
+
+    @app.timer(settings.district_interval_s)  # type: ignore[untyped-decorator]
+    async def evaluate_district_days() -> None:
+        # Idempotent per district (advisory lock, upserted days, alarms once per day).
+        if runtime.started:
+            await evaluate_districts(runtime.sessions, runtime.clock, settings.zone_of, runtime.wake_relay,
+                                     timedelta(seconds=settings.district_close_delay_s))
 
     return run_worker(app, settings)
 

@@ -15,10 +15,10 @@ from amiflow_schemas.events.registry import MeterDefined, MeterReplaced
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vee.adapters import registry_db
-from vee.series_app import place_held_reads
+from vee.series_app import Zones, place_held_reads
 
 
-def registry_handler(clock: Clock, time_zone: str = "Asia/Shanghai") -> Handler:
+def registry_handler(clock: Clock, zones: Zones) -> Handler:
     """MeterDefined / MeterReplaced → the meter's latest state (gateways and SIM cards are not VEE's);
     readings that came before the meter was known are validated now."""
 
@@ -31,6 +31,6 @@ def registry_handler(clock: Clock, time_zone: str = "Asia/Shanghai") -> Handler:
         await lock_for_transaction(session, envelope.tenant_id, "meter", payload.meter.meter_id)
         if not await registry_db.remember(session, envelope.tenant_id, payload.revision, payload.meter, now):
             return []
-        return await place_held_reads(session, envelope.tenant_id, payload.meter.meter_id, clock, time_zone)
+        return await place_held_reads(session, envelope.tenant_id, payload.meter.meter_id, clock, zones)
 
     return handle

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,19 +23,19 @@ from amiflow_schemas.events.registry import MeterState, ScheduleKind
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vee.adapters import alarms_db, db, registry_db, series_db
+from vee.adapters import alarms_db, db, registry_db, rules_db, series_db
 from vee.core import engine
 from vee.core.context import MeterContext, context_from_registry
 from vee.core.device_alarms import device_status
 from vee.core.events import alarm_event, reading_event
 from vee.core.model import MeterSeries, raw_read
-from vee.core.rules import RuleSet
 
 PRODUCER = "vee"
 UNPLACED = Counter("amiflow_vee_unplaced_reads_total", "Readings of meters VEE did not know yet (held)", ["tenant"])
 log = logging.getLogger("vee.series")
 UNKNOWN_METER = "unknown_meter"
 SETTLE_AFTER = timedelta(days=40)  # beyond the 35-day estimation limit (vee.md §2)
+Zones = Callable[[str], str]  # tenant id → IANA zone of its local days and meter clocks
 
 
 def read_grid_of(meter: MeterState) -> tuple[timedelta, timedelta]:
@@ -50,39 +50,39 @@ def read_grid_of(meter: MeterState) -> tuple[timedelta, timedelta]:
     return interval, poll_offset(meter.meter_id, jitter) % interval
 
 
-async def context_of(session: AsyncSession, tenant_id: str, meter_id: str, time_zone: str) -> MeterContext | None:
+async def context_of(session: AsyncSession, tenant_id: str, meter_id: str, zones: Zones) -> MeterContext | None:
     """The metering point of a meter: the meter and the ones it replaced, oldest first."""
     chain = await registry_db.replacement_chain(session, tenant_id, meter_id)
     if not chain:
         return None
     meter = chain[-1]
     interval, offset = read_grid_of(meter)
-    return context_from_registry(meter, tenant_id=tenant_id, time_zone=time_zone, read_interval=interval,
+    return context_from_registry(meter, tenant_id=tenant_id, time_zone=zones(tenant_id), read_interval=interval,
                                  read_offset=offset, predecessors=chain[:-1])
 
 
 async def series_of_meter(session: AsyncSession, tenant_id: str, meter_id: str,
-                  time_zone: str) -> tuple[MeterContext, MeterSeries, bool] | None:
+                         zones: Zones) -> tuple[MeterContext, MeterSeries, bool] | None:
     await lock_for_transaction(session, tenant_id, "meter", meter_id)
-    context = await context_of(session, tenant_id, meter_id, time_zone)
+    context = await context_of(session, tenant_id, meter_id, zones)
     if context is None:
         return None
     before = await series_db.load(session, tenant_id, context.series_id)
     return context, before or MeterSeries(series_id=context.series_id), before is not None
 
 
-def status_handler(clock: Clock, time_zone: str) -> Handler:
+def status_handler(clock: Clock, zones: Zones) -> Handler:
     """DeviceStatusReported → device alarm episodes (valve abnormal, battery, tamper, backflow, drift)."""
 
     async def handle(session: AsyncSession, envelope: Envelope[Any]) -> Sequence[Envelope[Any]]:
         if not isinstance(envelope.payload, DeviceStatusReported):
             return []
-        found = await series_of_meter(session, envelope.tenant_id, envelope.payload.meter_id, time_zone)
+        found = await series_of_meter(session, envelope.tenant_id, envelope.payload.meter_id, zones)
         if found is None:
             return []  # the status of an unknown meter raises nothing; its readings say why it fails
         context, state, existed = found
         now = clock.now()
-        outcome = engine.apply_device_status(state, context, RuleSet(tenant_id=envelope.tenant_id),
+        outcome = engine.apply_device_status(state, context, await rules_db.rule_set(session, envelope.tenant_id),
                                              device_status(envelope.payload), now)
         await series_db.save(session, envelope.tenant_id, outcome.state, existed, now, context.devices[-1].meter_id)
         return await publish_outcome(session, Cause.of(envelope), context, outcome, now)
@@ -90,7 +90,7 @@ def status_handler(clock: Clock, time_zone: str) -> Handler:
     return handle
 
 
-async def estimate_silent_meters(sessions: Any, clock: Clock, time_zone: str, wake_relay: Any) -> int:
+async def estimate_silent_meters(sessions: Any, clock: Clock, zones: Zones, wake_relay: Any) -> int:
     """The estimation timer: every series that stayed silent past the wait is estimated up to now and
     checked for lost communication; returns how many series produced events."""
     now = clock.now()
@@ -99,11 +99,11 @@ async def estimate_silent_meters(sessions: Any, clock: Clock, time_zone: str, wa
     touched = 0
     for tenant_id, current_meter in keys:
         async with sessions() as session, session.begin():
-            found = await series_of_meter(session, tenant_id, current_meter, time_zone)
+            found = await series_of_meter(session, tenant_id, current_meter, zones)
             if found is None:
                 continue
             context, state, existed = found
-            rules = RuleSet(tenant_id=tenant_id)
+            rules = await rules_db.rule_set(session, tenant_id)
             outcome = engine.estimate_silent(state, context, rules, now, now)
             # Settle what is older than any late read or correction may reach: bounds state and work.
             kept = engine.prune(outcome.state, context, rules, now - SETTLE_AFTER)
@@ -118,7 +118,7 @@ async def estimate_silent_meters(sessions: Any, clock: Clock, time_zone: str, wa
     return touched
 
 
-def series_handler(clock: Clock, time_zone: str) -> Handler:
+def series_handler(clock: Clock, zones: Zones) -> Handler:
     """ReadingReceived → ReadingValidated / ReadingCorrected / AlarmRaised / AlarmCleared."""
 
     async def handle(session: AsyncSession, envelope: Envelope[Any]) -> Sequence[Envelope[Any]]:
@@ -127,12 +127,12 @@ def series_handler(clock: Clock, time_zone: str) -> Handler:
         received: ReadingReceived = envelope.payload
         now = clock.now()
         await lock_for_transaction(session, envelope.tenant_id, "meter", received.meter_id)
-        context = await context_of(session, envelope.tenant_id, received.meter_id, time_zone)
+        context = await context_of(session, envelope.tenant_id, received.meter_id, zones)
         if context is None:
             return await _unknown_meter(session, envelope, received, now)
         before = await series_db.load(session, envelope.tenant_id, context.series_id)
         state = before or MeterSeries(series_id=context.series_id)
-        outcome = engine.apply_reading(state, context, RuleSet(tenant_id=envelope.tenant_id),
+        outcome = engine.apply_reading(state, context, await rules_db.rule_set(session, envelope.tenant_id),
                                        raw_read(received, envelope.event_id), now)
         await series_db.save(session, envelope.tenant_id, outcome.state, before is not None, now,
                              context.devices[-1].meter_id)
@@ -162,7 +162,7 @@ async def publish_outcome(session: AsyncSession, cause: Cause, context: MeterCon
     for fact in outcome.points:
         # The core's publication id is the event id: a correction's supersedes_event_id names it, and a
         # replay of the same input publishes the same ids.
-        event = _envelope(reading_event(fact, context), cause, fact.point.meter_id, fact.point.at, now,
+        event = outgoing(reading_event(fact, context), cause, fact.point.meter_id, fact.point.at, now,
                           event_id=fact.publication_id)
         events.append(event)
         published.append((fact, str(event.event_id)))
@@ -170,7 +170,7 @@ async def publish_outcome(session: AsyncSession, cause: Cause, context: MeterCon
     await series_db.record_buckets(session, tenant, context.series_id, context.unit.value, outcome.buckets, now)
     for alarm in outcome.alarms:
         payload = alarm_event(alarm, context.utility)
-        events.append(_envelope(payload, cause, payload.subject_id, now, now))
+        events.append(outgoing(payload, cause, payload.subject_id, now, now))
         await alarms_db.apply(session, tenant, payload)
     return events
 
@@ -189,17 +189,18 @@ async def _unknown_meter(session: AsyncSession, cause: Envelope[Any], received: 
 
 
 async def place_held_reads(session: AsyncSession, tenant_id: str, meter_id: str, clock: Clock,
-                           time_zone: str) -> list[Envelope[Any]]:
+                           zones: Zones) -> list[Envelope[Any]]:
     """Validate the readings held while the meter was unknown, now that the registry named it."""
-    handle = series_handler(clock, time_zone)
+    handle = series_handler(clock, zones)
     events: list[Envelope[Any]] = []
     for raw in await series_db.take_unplaced(session, tenant_id, meter_id):
         events += await handle(session, decode_event(raw))
     return events
 
 
-def _envelope(payload: EventPayload, cause: Cause, key: str, occurred_at: datetime, now: datetime,
-              event_id: uuid.UUID | None = None) -> Envelope[Any]:
+def outgoing(payload: EventPayload, cause: Cause, key: str, occurred_at: datetime, now: datetime,
+             event_id: uuid.UUID | None = None) -> Envelope[Any]:
+    """An event VEE publishes, tied to what caused it."""
     return new_envelope(payload, event_id=event_id or uuid.uuid4(), tenant_id=cause.tenant_id, key=key,
                         occurred_at=occurred_at,
                         recorded_at=now, producer=PRODUCER, correlation_id=cause.correlation_id,

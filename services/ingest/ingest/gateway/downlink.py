@@ -59,9 +59,8 @@ async def on_command_issued(session: AsyncSession, envelope: Envelope[Any]) -> S
 class Downlink:
     """Delivers mailbox commands over one gateway's links."""
 
-    def __init__(self, runtime: ServiceRuntime, tz: ZoneInfo) -> None:
+    def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
-        self.tz = tz
 
     async def pending_for(self, tenant_id: str, meter_ids: Sequence[str]) -> list[Any]:
         """Pending commands of these meters, oldest first."""
@@ -89,7 +88,8 @@ class Downlink:
     async def _send(self, link: DtuLink, row: Any, meter: Meter, profile: MeterProfile, now: datetime) -> None:
         try:
             frame = (valve_command(meter.details, profile, ValveAction(row.action)) if row.kind == "valve"
-                     else relay_command(meter.details, profile, RelayAction(row.action), now, self.tz))
+                     else relay_command(meter.details, profile, RelayAction(row.action), now,
+                                                ZoneInfo(self.runtime.settings.zone_of(link.tenant_id))))
         except ValueError as exc:  # the model cannot do it: no valve, no relay, no such code
             await self._fail(row, FailureReason.DEVICE_REJECTED, str(exc), row.attempts, None)
             return

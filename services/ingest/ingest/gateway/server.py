@@ -51,9 +51,8 @@ class DtuGateway:
         self.runtime = runtime
         self.settings = settings
         self.instance = instance
-        self.tz = ZoneInfo(settings.time_zone)
-        self.sink = GatewaySink(runtime, self.tz)
-        self.downlink = Downlink(runtime, self.tz)
+        self.sink = GatewaySink(runtime)
+        self.downlink = Downlink(runtime)
         self.policy = BusPolicy(settings.gateway_reply_timeout_s, settings.gateway_retries, settings.gateway_min_gap_s)
         self.heartbeat = bytes.fromhex(settings.gateway_heartbeat_hex) if settings.gateway_heartbeat_hex else None
         self.links: dict[tuple[str, str], DtuLink] = {}
@@ -140,7 +139,8 @@ class DtuGateway:
             log.info("DTU %s logged in again from %s; closing the old link", link.gateway_id, link.remote)
             previous.close()
         LINKS.set(len(self.links))
-        work = LinkWork(link, self.runtime, self.settings, self.sink, self.downlink, self.tz, self.instance)
+        work = LinkWork(link, self.runtime, self.settings, self.sink, self.downlink,
+                        ZoneInfo(self.settings.zone_of(link.tenant_id)), self.instance)
         await work.load_meters()
         async with self.runtime.sessions() as session, session.begin():
             await gateway_db.mark_online(session, tenant_id=link.tenant_id, gateway_id=link.gateway_id,

@@ -29,9 +29,8 @@ MAX_RAW_HEX_BYTES = 256 * 1024  # FrameRejected keeps at most this much of an ov
 class GatewaySink(LinkSink):
     """Publishes what DTU links receive; meters are resolved by bus address behind their DTU."""
 
-    def __init__(self, runtime: ServiceRuntime, tz: ZoneInfo) -> None:
+    def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
-        self.tz = tz
         self.meters: dict[str, dict[str, Meter]] = {}  # gateway id → bus address → meter
 
     def know_meters(self, gateway_id: str, meters: list[Meter]) -> None:
@@ -53,12 +52,13 @@ class GatewaySink(LinkSink):
         received_at = self.runtime.clock.now()
         try:
             registers = register_values(frame, meter.details.multiplier)
-            fields = device_status(frame, self.tz, link.profiles.get(comparable_address(frame.address)))
+            zone = ZoneInfo(self.runtime.settings.zone_of(link.tenant_id))  # meter clocks show local time
+            fields = device_status(frame, zone, link.profiles.get(comparable_address(frame.address)))
         except FrameError as exc:
             await self.rejected(link, Rejection(bytes.fromhex(frame.raw_hex), exc.reason, str(exc),
                                                 frame.protocol, frame.address))
             return
-        clock = meter_time(frame, self.tz)
+        clock = meter_time(frame, zone)
         measured_at = clock or received_at
         status = _status(meter, link.gateway_id, fields, received_at) if fields else None
         if status is not None and clock is not None:

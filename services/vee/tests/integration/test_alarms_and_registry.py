@@ -61,7 +61,7 @@ async def test_the_registry_copy_keeps_the_newest_revision_whatever_the_arrival_
     defined = example_payloads()["MeterDefined"]
     newer = defined.model_copy(update={"revision": defined.revision + 1,
                                        "meter": defined.meter.model_copy(update={"dial_count": 6})})
-    handle = registry_handler(FrozenClock(NOW))
+    handle = registry_handler(FrozenClock(NOW), lambda _tenant: "Asia/Shanghai")
     for payload in (newer, defined):  # the older revision arrives last
         envelope = new_envelope(payload, event_id=uuid.uuid4(), tenant_id="market", key=payload.device_key,
                                 occurred_at=NOW - timedelta(hours=1), recorded_at=NOW, producer="ingest")

@@ -23,6 +23,10 @@ from vee.series_app import series_handler
 pytestmark = pytest.mark.integration
 
 TZ = "Asia/Shanghai"
+
+
+def ZONES(tenant_id: str) -> str:
+    return TZ
 START = datetime(2026, 11, 1, 16, tzinfo=UTC)  # 00:00 local, a daily read time
 DAILY = ReadSchedule(kind=ScheduleKind.DAILY, at_local="00:00", jitter_s=0)
 
@@ -37,7 +41,7 @@ async def setup(database_url: str, meter_id: str) -> Any:
                                              "dial_count": 6})
     event = defined.model_copy(update={"meter": meter, "device_key": f"t/meter/{meter_id}"})
     async with runtime.sessions() as session, session.begin():
-        await registry_handler(runtime.clock)(session, _envelope(event, meter_id))
+        await registry_handler(runtime.clock, ZONES)(session, _envelope(event, meter_id))
     return runtime
 
 
@@ -55,7 +59,7 @@ def reading(meter_id: str, day: int, value: str) -> Any:
 
 
 async def feed(runtime: Any, envelopes: list[Any]) -> list[Any]:
-    handle = series_handler(runtime.clock, TZ)
+    handle = series_handler(runtime.clock, ZONES)
     out = []
     for envelope in envelopes:
         async with runtime.sessions() as session, session.begin():
@@ -121,7 +125,7 @@ async def test_readings_before_the_meter_is_known_fail_visibly_and_are_validated
                                                  "installed_at": None, "installation_reading": None})
         registered = defined.model_copy(update={"meter": meter, "device_key": "t/meter/WM-LATE"})
         async with runtime.sessions() as session, session.begin():
-            placed = await registry_handler(runtime.clock, TZ)(session, _envelope(registered, "WM-LATE"))
+            placed = await registry_handler(runtime.clock, ZONES)(session, _envelope(registered, "WM-LATE"))
         assert {e.payload.status.value for e in placed if e.event_type == "ReadingValidated"} == {"actual"}
         async with runtime.sessions() as session:
             shown = await series_db.latest_points(session, "t", "WM-LATE", None, None, 10)
@@ -143,7 +147,7 @@ async def test_device_status_raises_an_alarm_once_and_the_timer_estimates_a_sile
                                       valve=None, relay=None, alarms=(), status_word_hex=None, gateway_id=None,
                                       battery=BatteryStatus(level=BatteryLevel.LOW, voltage_v=None,
                                                             remaining_percent=None))
-        handle = status_handler(runtime.clock, TZ)
+        handle = status_handler(runtime.clock, ZONES)
         raised = []
         for _ in range(2):  # the same condition reported twice is one episode
             async with runtime.sessions() as session, session.begin():
@@ -155,12 +159,12 @@ async def test_device_status_raises_an_alarm_once_and_the_timer_estimates_a_sile
         assert len(open_alarms) == 1
 
         runtime.clock = FrozenClock(START + timedelta(days=9))  # silent for eight days
-        touched = await estimate_silent_meters(runtime.sessions, runtime.clock, TZ, lambda: None)
+        touched = await estimate_silent_meters(runtime.sessions, runtime.clock, ZONES, lambda: None)
         assert touched == 1
         async with runtime.sessions() as session:
             points = await series_db.latest_points(session, "t", "WM-DEV", None, None, 20)
         assert any(p["status"] == "estimated" for p in points)
-        assert await estimate_silent_meters(runtime.sessions, runtime.clock, TZ, lambda: None) == 0  # idempotent
+        assert await estimate_silent_meters(runtime.sessions, runtime.clock, ZONES, lambda: None) == 0  # idempotent
     finally:
         await runtime.engine.dispose()
 
@@ -206,7 +210,7 @@ async def test_a_buildings_consumption_is_the_exact_sum_of_its_meters_per_local_
     second = defined.meter.model_copy(update={"meter_id": "WM-B", "schedule": DAILY, "replaces_meter_id": None,
                                               "installed_at": None, "installation_reading": None})
     async with runtime.sessions() as session, session.begin():
-        await registry_handler(runtime.clock, TZ)(session, _envelope(
+        await registry_handler(runtime.clock, ZONES)(session, _envelope(
             defined.model_copy(update={"meter": second, "device_key": "t/meter/WM-B"}), "WM-B"))
     await feed(runtime, [reading("WM-A", d, v) for d, v in ((0, "10"), (1, "10.1"), (2, "10.3"))])
     await feed(runtime, [reading("WM-B", d, v) for d, v in ((0, "5"), (1, "5.2"), (2, "5.5"))])

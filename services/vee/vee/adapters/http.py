@@ -12,7 +12,6 @@ from amiflow_runtime.http import RuntimeDep, Tenant
 from amiflow_schemas.events.readings import RegisterValue
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from vee import edits_app as edits
 from vee.adapters import registry_db, series_db
@@ -55,18 +54,12 @@ From = Annotated[AwareDatetime | None, Query(alias="from")]
 To = Annotated[AwareDatetime | None, Query(alias="to")]
 
 
-async def series_of(session: AsyncSession, tenant: str, meter_id: str) -> str:
-    """The metering point a meter reads into: the first meter of its replacement chain."""
-    chain = await registry_db.replacement_chain(session, tenant, meter_id)
-    return chain[0].meter_id if chain else meter_id
-
-
 @router.get("/meters/{meter_id}/readings", response_model=list[ValidatedReadingView])
 async def meter_readings(meter_id: str, runtime: RuntimeDep, tenant: Tenant, since: From = None, until: To = None,
                          limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> Any:
     """The meter's validated series in [from, to), newest first: each slot's latest version."""
     async with runtime.sessions() as session:
-        series = await series_of(session, tenant, meter_id)
+        series = await registry_db.series_of(session, tenant, meter_id)
         return await series_db.latest_points(session, tenant, series, since, until, limit)
 
 
@@ -75,7 +68,7 @@ async def meter_consumption(meter_id: str, runtime: RuntimeDep, tenant: Tenant, 
                             until: To = None, granularity: Granularity = Granularity.DAY) -> Any:
     """Billable consumption per local hour, day (23 or 25 hours on DST days) or month, in [from, to)."""
     async with runtime.sessions() as session:
-        series = await series_of(session, tenant, meter_id)
+        series = await registry_db.series_of(session, tenant, meter_id)
         rows = await series_db.buckets(session, tenant, series, granularity.value, since, until)
     return [{"start": r["bucket_start"], "end": r["bucket_end"], "consumption": r["consumption"], "unit": r["unit"],
              "all_actual": r["all_actual"]} for r in rows]
@@ -108,7 +101,7 @@ async def edit_reading(meter_id: str, measured_at: AwareDatetime, body: EditBody
     request = EditRequest(measured_at=measured_at, value=body.value, edited_by=body.edited_by,
                           reason_code=body.reason_code, comment=body.comment)
     try:
-        published = await edits.edit_reading(runtime, tenant, meter_id, request, runtime.settings.time_zone)
+        published = await edits.edit_reading(runtime, tenant, meter_id, request, runtime.settings.zone_of)
     except edits.UnknownMeter:
         raise HTTPException(404, detail=f"meter {meter_id} is not in the registry") from None
     except edits.EditRefused as exc:
@@ -119,7 +112,7 @@ async def edit_reading(meter_id: str, measured_at: AwareDatetime, body: EditBody
 @router.get("/meters/{meter_id}/edits", response_model=list[EditView])
 async def meter_edits(meter_id: str, runtime: RuntimeDep, tenant: Tenant) -> Any:
     """The edit log: who changed which slot, when and why, oldest first."""
-    return [e.model_dump() for e in await edits.edit_log(runtime, tenant, meter_id, runtime.settings.time_zone)]
+    return [e.model_dump() for e in await edits.edit_log(runtime, tenant, meter_id, runtime.settings.zone_of)]
 
 
 class GroupKind(StrEnum):
@@ -143,6 +136,6 @@ async def group_consumption(kind: GroupKind, group_id: str, runtime: RuntimeDep,
     """The summed consumption of a building, customer type or district metered area, per local period."""
     async with runtime.sessions() as session:
         members = await registry_db.meters_in_group(session, tenant, kind.value, group_id)
-        series = sorted({await series_of(session, tenant, m.meter_id) for m in members})
+        series = sorted({await registry_db.series_of(session, tenant, m.meter_id) for m in members})
         rows = await series_db.group_buckets(session, tenant, series, granularity.value, since, until)
     return [{**r, "all_actual": r["actual_meters"] == r["meters"]} for r in rows]

@@ -64,3 +64,9 @@ async def replacement_chain(session: AsyncSession, tenant_id: str, meter_id: str
         chain.insert(0, state)
         current = state.replaces_meter_id
     return chain
+
+
+async def series_of(session: AsyncSession, tenant_id: str, meter_id: str) -> str:
+    """The metering point a meter reads into: the first meter of its replacement chain."""
+    chain = await replacement_chain(session, tenant_id, meter_id)
+    return chain[0].meter_id if chain else meter_id

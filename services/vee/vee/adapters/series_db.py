@@ -58,6 +58,7 @@ consumption_buckets = Table(
     Column("consumption", ExactDecimal(), nullable=False),
     Column("unit", String(8), nullable=False),
     Column("all_actual", Boolean, nullable=False),
+    Column("complete", Boolean, nullable=False),  # covered end to end, estimates included
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
@@ -110,7 +111,7 @@ async def record_buckets(session: AsyncSession, tenant_id: str, series_id: str, 
                    consumption_buckets.c.granularity == change.granularity.value,
                    consumption_buckets.c.bucket_start == change.start)
         values = {"bucket_end": change.end, "consumption": change.total, "unit": unit,
-                  "all_actual": change.all_actual, "updated_at": now}
+                  "all_actual": change.all_actual, "complete": change.complete, "updated_at": now}
         done = await session.execute(update(consumption_buckets).where(key).values(**values))
         if done.rowcount == 0:  # type: ignore[attr-defined]
             await session.execute(insert(consumption_buckets).values(
@@ -200,8 +201,10 @@ async def group_buckets(session: AsyncSession, tenant_id: str, series_ids: list[
         for row in await session.execute(query):
             tally = totals.setdefault(row.bucket_start, {"start": row.bucket_start, "end": row.bucket_end,
                                                          "consumption": Decimal(0), "unit": row.unit,
-                                                         "meters": 0, "actual_meters": 0})
+                                                         "meters": 0, "actual_meters": 0,
+                                                         "complete_meters": 0})
             tally["consumption"] += row.consumption
             tally["meters"] += 1
             tally["actual_meters"] += 1 if row.all_actual else 0
+            tally["complete_meters"] += 1 if row.complete else 0
     return [totals[k] for k in sorted(totals)]

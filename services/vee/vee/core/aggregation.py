@@ -96,6 +96,7 @@ class BucketChange:
     total: Decimal
     delta: Decimal
     all_actual: bool
+    complete: bool  # every second covered, estimates included
 
 
 def bucket_changes(before: Sequence[Bucket], after: Sequence[Bucket]) -> tuple[BucketChange, ...]:
@@ -113,7 +114,8 @@ def bucket_changes(before: Sequence[Bucket], after: Sequence[Bucket]) -> tuple[B
             continue
         previous = was.consumption if was else None
         changes.append(BucketChange(bucket.granularity, bucket.start, bucket.end, previous, bucket.consumption,
-                                    bucket.consumption - (previous or Decimal(0)), bucket.all_actual))
+                                    bucket.consumption - (previous or Decimal(0)), bucket.all_actual,
+                                    bucket.complete))
     return tuple(changes)
 
 

@@ -147,3 +147,39 @@ def evaluate_district(state: DistrictState, tenant_id: str, balance: WaterBalanc
     episodes, facts = reconcile_episodes(state.episodes, district_conditions(balance, night, timeline),
                                          EpisodeOrigin.DISTRICT, subject, as_of)
     return state.model_copy(update={"episodes": episodes}), facts
+
+
+@dataclass(frozen=True, slots=True)
+class DistrictDay:
+    """One local day of a district: its water balance and its night, each None without the data."""
+
+    day: date
+    balance: WaterBalance | None
+    night: NightFlow | None
+
+
+def assess_day(day: date, zone: ZoneInfo, inflow_day: Bucket | None, customers_day: GroupBucket | None,
+               inflow_hours: Sequence[Bucket], customer_hours: Sequence[GroupBucket], connected_meters: int,
+               population: int | None, previous_minimums: Sequence[Decimal],
+               timeline: RuleTimeline) -> DistrictDay:
+    """The balance and minimum night flow of one local day, with the rule version of that day.
+
+    Customers without a bucket count as using nothing but lower the actual coverage, so a day with
+    many silent meters is provisional rather than an alarming loss.
+    """
+    parameters = timeline.parameters(local_midnight(day, zone))
+    balance = None
+    if inflow_day is not None and inflow_day.complete:
+        start, end = inflow_day.start, inflow_day.end
+        customers = customers_day or GroupBucket(inflow_day.granularity, start, end, Decimal(0), 0, 0)
+        balance = water_balance(inflow_day, customers, connected_meters, parameters)
+    night = None
+    minimum = minimum_hour(inflow_hours, day, zone, parameters)
+    if minimum is not None:
+        at_minimum = next((h for h in customer_hours if h.start == minimum.start), None)
+        # Metered night use only counts when nearly every customer meter read that hour.
+        if at_minimum is not None and at_minimum.actual_meters < connected_meters * parameters.dma_min_actual_coverage:
+            at_minimum = None
+        night = assess_night(minimum, at_minimum, population, night_flow_baseline(previous_minimums, parameters),
+                             balance.inflow if balance else None, parameters)
+    return DistrictDay(day, balance, night)
