@@ -9,7 +9,7 @@ from uuid import UUID, uuid5
 
 from amiflow_schemas import events as ev
 from amiflow_schemas.envelope import Envelope, new_envelope
-from amiflow_schemas.events import alarms, billing, commands, devices, notifications, readings
+from amiflow_schemas.events import accounts, alarms, billing, commands, devices, notifications, readings, tariffs
 from amiflow_schemas.events import registry as reg
 from amiflow_schemas.payload import EventPayload
 from amiflow_schemas.primitives import ReadingSource, RelayState, Unit, Utility, ValveState
@@ -179,12 +179,70 @@ def _billing() -> list[EventPayload]:
             consumption=(billing.UtilityConsumption(utility=Utility.WATER,
                                                     quantity=Decimal("10.00"), unit=Unit.M3),),
         ),
+        ev.RefundIssued(**account, reason=billing.RefundReason.MOVE_OUT, amount=Decimal("14.50"),
+                        refunded_at=AT, operator_id=None),
+        ev.SubsidyGranted(**account, batch_id="SUBSIDY-2026-07", line_number=17, amount=Decimal("30.00"),
+                          reason="winter heating subsidy, low-income household", granted_at=AT),
+        ev.AdjustmentPosted(  # billing.md R4: an estimate of 3 m3 replaced by an actual of 2 m3
+            **account, reason=billing.AdjustmentReason.RE_RATED, amount=Decimal("-5.00"), posted_at=AT,
+            meter_id="WM-000012345678", utility=Utility.WATER,
+            correction_event_id=example_id("ReadingCorrected"), quantity=Decimal("-1.00"),
+            quantity_unit=Unit.M3,
+            lines=(billing.ChargeLine(tariff_version_id=tariff, tier=1, register=None, quantity=Decimal("2.00"),
+                                      unit_price=Decimal("5.00"), cost=Decimal("10.0000")),),
+            replaced_lines=(billing.ChargeLine(tariff_version_id=tariff, tier=1, register=None,
+                                               quantity=Decimal("3.00"), unit_price=Decimal("5.00"),
+                                               cost=Decimal("15.0000")),),
+            counterpart_account_id=None, operator_id=None, note=None,
+        ),
+        ev.RecurringChargePosted(**account, tariff_id="water-residential", tariff_version_id=tariff,
+                                 charge_name="property fee", month=date(2026, 7, 1),
+                                 settlement_date=date(2026, 7, 1), amount=Decimal("35.00")),
         ev.BalanceLow(**account, balance=Decimal("22.00"), threshold=Decimal("24.00"),
                       average_daily_cost=Decimal("8.00"), entered_at=AT),  # billing.md B1
         ev.BalanceDepleted(**balance, balance=Decimal("-0.50"), credit_limit=Decimal("0"),
                            depleted_at=AT),  # billing.md B2
         ev.BalanceRestored(**balance, balance=Decimal("49.50"), restore_threshold=Decimal("0"),
                            restored_at=AT),  # billing.md B3
+    ]
+
+
+def _accounts() -> list[EventPayload]:
+    account: dict[str, Any] = dict(account_id="ACC-0001")
+    settings = accounts.AccountSettings(
+        credit_limit=Decimal("0"), low_balance_amount=Decimal("20.00"), low_balance_days=3,
+        restore_threshold=Decimal("0"), tier_size_factor=Decimal("1"), cut_off_policy_id="cut-electricity-only",
+        exemptions=(accounts.ExemptionWindow(starts_at=AT, ends_at=AT + timedelta(days=30),
+                                             reason="resident in hospital care"),),
+    )
+    link: dict[str, Any] = dict(**account, meter_id="WM-000012345678", utility=Utility.WATER)
+    return [
+        ev.AccountOpened(**account, customer_id="CUST-0001", customer_kind=accounts.CustomerKind.HOUSEHOLD,
+                         currency="CNY", time_zone="Asia/Shanghai", billing_year_start=date(2026, 1, 1),
+                         settings=settings, opened_at=AT),
+        ev.AccountSettingsChanged(**account, settings=settings, changed_at=AT, changed_by="operator-7"),
+        ev.AccountClosed(**account, reason=accounts.AccountCloseReason.MOVE_OUT, final_balance=Decimal("0"),
+                         currency="CNY", closed_at=AT),
+        ev.MeterLinkedToAccount(**link, tariff_id="water-residential", linked_at=AT,
+                                reason=accounts.LinkReason.CONNECTED, previous_account_id=None),
+        ev.MeterUnlinkedFromAccount(**link, unlinked_at=AT, reason=accounts.LinkReason.MOVE_OUT,
+                                    next_account_id=None),
+    ]
+
+
+def _tariffs() -> list[EventPayload]:
+    return [
+        ev.TariffPublished(  # billing.md R1: annual water tiers of 180 / 260 m3
+            tariff_id="water-residential", version_id="water-residential@2026-01-01", utility=Utility.WATER,
+            unit=Unit.M3, currency="CNY", tier_period=tariffs.TierPeriod.CALENDAR_YEAR,
+            effective_from=datetime(2026, 1, 1, tzinfo=CST),
+            tiers=(tariffs.TariffTier(up_to=Decimal("180"), unit_price=Decimal("5.00")),
+                   tariffs.TariffTier(up_to=Decimal("260"), unit_price=Decimal("7.00")),
+                   tariffs.TariffTier(up_to=None, unit_price=Decimal("9.00"))),
+            register_prices=(), fixed_daily_charge=Decimal("0.50"),
+            recurring_charges=(tariffs.RecurringCharge(name="property fee", amount=Decimal("35.00")),),
+            published_at=AT - timedelta(days=200), description="residential water, annual step tariff",
+        )
     ]
 
 
@@ -292,7 +350,8 @@ def _registry() -> list[EventPayload]:
 
 def example_payloads() -> dict[str, EventPayload]:
     """An example payload of every current event type, by event type."""
-    built = [*_readings(), *_devices(), *_alarms(), *_billing(), *_commands(), *_notifications(), *_registry()]
+    built = [*_readings(), *_devices(), *_alarms(), *_billing(), *_accounts(), *_tariffs(), *_commands(),
+             *_notifications(), *_registry()]
     by_type = {payload.EVENT_TYPE: payload for payload in built}
     return {name: by_type[name] for name in EVENT_TYPES if name in by_type}
 

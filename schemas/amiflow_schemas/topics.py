@@ -128,12 +128,39 @@ TOPICS: tuple[TopicSpec, ...] = (
         cleanup_policy="delete",
         retention_ms=FOREVER,  # the balance is the fold of the ledger; losing an entry loses money
         event_types=(
+            ev.AccountOpened.EVENT_TYPE,
+            ev.AccountSettingsChanged.EVENT_TYPE,
+            ev.MeterLinkedToAccount.EVENT_TYPE,
+            ev.MeterUnlinkedFromAccount.EVENT_TYPE,
             ev.ChargeApplied.EVENT_TYPE,
             ev.PaymentReceived.EVENT_TYPE,
+            ev.RefundIssued.EVENT_TYPE,
+            ev.SubsidyGranted.EVENT_TYPE,
+            ev.AdjustmentPosted.EVENT_TYPE,
+            ev.RecurringChargePosted.EVENT_TYPE,
             ev.DailySettled.EVENT_TYPE,
+            ev.AccountClosed.EVENT_TYPE,
         ),
         producer="billing",
-        description="The append-only prepaid ledger: charges, payments, daily settlements.",
+        # Accounts and meter links share the ledger's key and partition, so a replay from the
+        # start meets each account's opening and links before the entries that depend on them.
+        description=(
+            "The append-only prepaid ledger: accounts and their meters, charges, payments, refunds, "
+            "subsidies, adjustments, recurring charges, daily settlements."
+        ),
+        public=True,
+    ),
+    TopicSpec(
+        name="amiflow.billing.tariffs",
+        key="tariff_id",
+        partitions=3,
+        # Not compacted: each record is one version and rating a late or corrected reading needs
+        # the versions that were in force back then, not only the newest.
+        cleanup_policy="delete",
+        retention_ms=FOREVER,
+        event_types=(ev.TariffPublished.EVENT_TYPE,),
+        producer="billing",
+        description="Tariff versions by effective date: step, time-of-use, fixed and recurring prices.",
         public=True,
     ),
     TopicSpec(

@@ -1,13 +1,24 @@
 """Every event payload, organised by domain; import them from here."""
 
+from amiflow_schemas.events.accounts import (
+    AccountClosed,
+    AccountOpened,
+    AccountSettingsChanged,
+    MeterLinkedToAccount,
+    MeterUnlinkedFromAccount,
+)
 from amiflow_schemas.events.alarms import AlarmAcknowledged, AlarmCleared, AlarmRaised
 from amiflow_schemas.events.billing import (
+    AdjustmentPosted,
     BalanceDepleted,
     BalanceLow,
     BalanceRestored,
     ChargeApplied,
     DailySettled,
     PaymentReceived,
+    RecurringChargePosted,
+    RefundIssued,
+    SubsidyGranted,
 )
 from amiflow_schemas.events.commands import (
     CommandAcknowledged,
@@ -31,8 +42,13 @@ from amiflow_schemas.events.registry import (
     MeterReplaced,
     SimCardDefined,
 )
+from amiflow_schemas.events.tariffs import TariffPublished
 
 __all__ = [
+    "AccountClosed",
+    "AccountOpened",
+    "AccountSettingsChanged",
+    "AdjustmentPosted",
     "AlarmAcknowledged",
     "AlarmCleared",
     "AlarmRaised",
@@ -49,14 +65,20 @@ __all__ = [
     "FrameRejected",
     "GatewayDefined",
     "MeterDefined",
+    "MeterLinkedToAccount",
     "MeterReplaced",
+    "MeterUnlinkedFromAccount",
     "NotificationSent",
     "PaymentReceived",
     "ReadingCorrected",
     "ReadingReceived",
     "ReadingValidated",
+    "RecurringChargePosted",
+    "RefundIssued",
     "RegisterValue",
     "RelayCommandIssued",
     "SimCardDefined",
+    "SubsidyGranted",
+    "TariffPublished",
     "ValveCommandIssued",
 ]

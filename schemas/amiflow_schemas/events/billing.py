@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field, PositiveInt, model_validator
 
+from amiflow_schemas.events.tariffs import ChargeName
 from amiflow_schemas.payload import EventPayload, PayloadPart, shadowing_abc_register
 from amiflow_schemas.primitives import (
     CurrencyCode,
@@ -17,6 +18,7 @@ from amiflow_schemas.primitives import (
     NonNegativeDecimal,
     PositiveDecimal,
     RegisterName,
+    Text,
     TimeZoneName,
     Unit,
     Utility,
@@ -104,6 +106,126 @@ class PaymentReceived(EventPayload):
     amount: PositiveDecimal
     currency: CurrencyCode
     paid_at: AwareDatetime  # the provider's payment time
+    # Optional additions within v1: a line of a batch recharge, idempotent by (batch_id, line_number).
+    batch_id: Identifier | None = None
+    line_number: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _batch_line(self) -> Self:
+        if (self.batch_id is None) != (self.line_number is None):
+            raise ValueError("batch_id and line_number are given together or not at all")
+        return self
+
+
+class RefundReason(StrEnum):
+    """Why money went back to the customer."""
+
+    MOVE_OUT = "move_out"  # the positive balance at move-out (billing.md)
+    OPERATOR = "operator"
+
+
+class RefundIssued(EventPayload):
+    """Money paid back out of the prepaid account: a debit on the balance."""
+
+    EVENT_TYPE: ClassVar[str] = "RefundIssued"
+    EVENT_VERSION: ClassVar[int] = 1
+
+    account_id: Identifier
+    reason: RefundReason
+    amount: PositiveDecimal
+    currency: CurrencyCode
+    refunded_at: AwareDatetime
+    operator_id: Identifier | None  # who issued it; None when billing did (move-out)
+
+
+class SubsidyGranted(EventPayload):
+    """A credit from a subsidy programme; one line of a batch, idempotent by (batch_id, line_number)."""
+
+    EVENT_TYPE: ClassVar[str] = "SubsidyGranted"
+    EVENT_VERSION: ClassVar[int] = 1
+
+    account_id: Identifier
+    batch_id: Identifier
+    line_number: PositiveInt
+    amount: PositiveDecimal
+    currency: CurrencyCode
+    reason: Text
+    granted_at: AwareDatetime
+
+
+class AdjustmentReason(StrEnum):
+    """Why the ledger took an adjustment."""
+
+    RE_RATED = "re_rated"  # a ReadingCorrected changed consumption already charged (billing.md R4)
+    BALANCE_TRANSFER = "balance_transfer"  # room change: the balance moves to another account
+    MANUAL = "manual"  # an operator's correction
+
+
+class AdjustmentPosted(EventPayload):
+    """A signed change to what the account was charged; the entries it corrects stay as they were."""
+
+    EVENT_TYPE: ClassVar[str] = "AdjustmentPosted"
+    EVENT_VERSION: ClassVar[int] = 1
+
+    account_id: Identifier
+    reason: AdjustmentReason
+    # Signed like a charge: > 0 takes money from the account, < 0 gives it back. billing.md R4:
+    # an estimate charged 15.00 and re-rated to 10.00 posts -5.00. (DailySettled.adjustments_total
+    # is signed the other way, credit > 0, so it adds -amount.)
+    amount: ExactDecimal
+    currency: CurrencyCode
+    posted_at: AwareDatetime
+    meter_id: Identifier | None
+    utility: Utility | None
+    correction_event_id: UUID | None  # the ReadingCorrected a re-rating follows
+    quantity: ExactDecimal | None  # signed change of the consumption charged
+    quantity_unit: Unit | None
+    # A re-rating prices the corrected reading and every one rated after it in its tier periods
+    # again: lines are the new prices, replaced_lines what was charged for them before.
+    lines: Annotated[tuple[ChargeLine, ...], Field(max_length=64)]
+    replaced_lines: Annotated[tuple[ChargeLine, ...], Field(max_length=64)]
+    counterpart_account_id: Identifier | None  # the other side of a balance transfer
+    operator_id: Identifier | None
+    note: Text | None
+
+    @model_validator(mode="after")
+    def _fits_reason(self) -> Self:
+        rerating = (self.meter_id, self.utility, self.correction_event_id, self.quantity, self.quantity_unit)
+        if self.reason is AdjustmentReason.RE_RATED and any(f is None for f in rerating):
+            raise ValueError("a re-rating names its meter, utility, correction, quantity and unit")
+        if self.reason is not AdjustmentReason.RE_RATED and (self.lines or self.replaced_lines):
+            raise ValueError("only a re-rating carries charge lines")
+        if (self.reason is AdjustmentReason.BALANCE_TRANSFER) != (self.counterpart_account_id is not None):
+            raise ValueError("counterpart_account_id is given exactly for a balance transfer")
+        if self.reason is AdjustmentReason.MANUAL and (self.operator_id is None or self.note is None):
+            raise ValueError("a manual adjustment names its operator and says why")
+        if self.quantity_unit is not None:
+            if self.utility is None:
+                raise ValueError("a quantity needs its utility")
+            check_unit(self.utility, self.quantity_unit)
+        return self
+
+
+class RecurringChargePosted(EventPayload):
+    """A tariff's monthly charge (e.g. a property fee), posted by the settlement of the month's first day."""
+
+    EVENT_TYPE: ClassVar[str] = "RecurringChargePosted"
+    EVENT_VERSION: ClassVar[int] = 1
+
+    account_id: Identifier
+    tariff_id: Identifier
+    tariff_version_id: Identifier
+    charge_name: ChargeName
+    month: date  # the first day of the local month paid for
+    settlement_date: date  # the local day whose settlement posted it
+    amount: PositiveDecimal
+    currency: CurrencyCode
+
+    @model_validator(mode="after")
+    def _first_of_month(self) -> Self:
+        if self.month.day != 1:
+            raise ValueError("month is the first day of a month")
+        return self
 
 
 class UtilityConsumption(PayloadPart):
@@ -125,11 +247,12 @@ class DailySettled(EventPayload):
     time_zone: TimeZoneName
     currency: CurrencyCode
     opening_balance: ExactDecimal
-    charges_total: NonNegativeDecimal
-    fixed_charges_total: NonNegativeDecimal
+    charges_total: NonNegativeDecimal  # consumption measured on this day or later
+    fixed_charges_total: NonNegativeDecimal  # the meter service fees (ChargeApplied fixed_daily)
     payments_total: NonNegativeDecimal
-    # Everything else the ledger took that day, signed (credit > 0): adjustments for late
-    # readings of already settled days, refunds, subsidies.
+    # Everything else the ledger took that day, signed (credit > 0): consumption of earlier,
+    # already settled days (late readings), re-ratings, refunds, subsidies, recurring monthly
+    # charges, balance transfers.
     adjustments_total: ExactDecimal
     closing_balance: ExactDecimal
     consumption: Annotated[tuple[UtilityConsumption, ...], Field(max_length=len(Utility))]
@@ -194,6 +317,9 @@ class BalanceDepleted(EventPayload):
     currency: CurrencyCode
     depleted_at: AwareDatetime
     meters: AccountMeters
+    # Optional addition within v1: the end of an exemption window in force when the balance was
+    # depleted. Billing still reports the state; the commands service must not cut off before it.
+    exempt_until: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _depleted(self) -> Self:
