@@ -33,6 +33,7 @@ class AlarmType(StrEnum):
     DISTRICT_IMBALANCE = "district_imbalance"  # DMA non-revenue water
     NIGHT_FLOW = "night_flow"  # DMA minimum night flow
     NO_COMMUNICATION = "no_communication"  # nothing heard from the meter for N hours
+    UNBILLED_CONSUMPTION = "unbilled_consumption"  # billing: validated use no account pays for
 
 
 class AlarmSeverity(StrEnum):

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from amiflow_runtime.config import ServiceSettings
-from amiflow_runtime.process import api_app, service_main, worker_app
-from amiflow_runtime.service import ServiceRuntime, Subscription
+from amiflow_runtime.faustapp import faust_app, inbox_agent, run_worker
+from amiflow_runtime.process import api_app, service_main
+from amiflow_runtime.service import ServiceRuntime
 from amiflow_schemas.topics import topic_named
 from fastapi import FastAPI
 
 from billing.adapters import db
 from billing.adapters.http import router
-from billing.app import on_reading_validated
+from billing.app import reading_handler
 from billing.config import BillingSettings
+from billing.rebuild import rebuild_command
+from billing.settlement_app import settle_all
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEAD_LETTERS = topic_named("amiflow.dlq.billing").name
@@ -35,13 +39,30 @@ def api(settings: ServiceSettings) -> FastAPI:
 
 
 def worker(settings: ServiceSettings) -> Callable[[], None]:
-    """Consumes validated readings into billing's projections."""
-    return worker_app(build_runtime(settings, "worker"),
-                      [Subscription("billing.readings", [VALIDATED_READINGS], on_reading_validated)])
+    """The Faust stream processor: validated readings rated onto accounts; the daily settlement timer."""
+    assert isinstance(settings, BillingSettings)
+    runtime = build_runtime(settings, "worker")
+    app = faust_app(runtime, store=settings.faust_store, app_id=settings.faust_app_id)
+    inbox_agent(app, runtime, VALIDATED_READINGS, "billing.readings", reading_handler(runtime.clock))
+
+    @app.timer(settings.settlement_interval_s)  # type: ignore[untyped-decorator]
+    async def settle_closed_days() -> None:
+        # Safe on every instance: per-account lock, deterministic ids, one settlement row per (account, day).
+        if runtime.started:
+            await settle_all(runtime.sessions, runtime.clock, runtime.wake_relay,
+                             timedelta(seconds=settings.settlement_delay_s))
+
+    return run_worker(app, settings)
+
+
+def rebuild(settings: ServiceSettings) -> int:
+    """Replay the billing topics into this (empty) database."""
+    return rebuild_command(build_runtime(settings, "rebuild"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    return service_main(argv, settings=BillingSettings, api=api, worker=worker, migrations_dir=MIGRATIONS)
+    return service_main(argv, settings=BillingSettings, api=api, worker=worker, migrations_dir=MIGRATIONS,
+                        tools={"rebuild": rebuild})
 
 
 if __name__ == "__main__":

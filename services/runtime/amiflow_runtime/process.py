@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
@@ -29,10 +29,12 @@ def configure_process(settings: ServiceSettings, role: str) -> None:
 def service_main(argv: list[str] | None, *, settings: Callable[[], ServiceSettings],
                  api: Callable[[ServiceSettings], FastAPI],
                  worker: Callable[[ServiceSettings], Callable[[], None]],
-                 migrations_dir: Path) -> int:
-    """Parse the role and run it; `worker` returns a blocking runner (uvicorn ops app or Faust)."""
+                 migrations_dir: Path, tools: Mapping[str, Callable[[ServiceSettings], int]] | None = None) -> int:
+    """Parse the role and run it; `worker` returns a blocking runner (uvicorn ops app or Faust); a tool
+    (e.g. billing's `rebuild`) runs once and its return value is the exit code."""
+    tools = tools or {}
     parser = argparse.ArgumentParser(description="Run one process of an amiflow service")
-    parser.add_argument("role", choices=["api", "worker", "migrate"])
+    parser.add_argument("role", choices=["api", "worker", "migrate", *tools])
     args = parser.parse_args(argv)
     try:
         config = settings()
@@ -43,6 +45,8 @@ def service_main(argv: list[str] | None, *, settings: Callable[[], ServiceSettin
     if args.role == "migrate":
         upgrade(migrations_dir, config.resolved_database_url)
         log.info("%s database is at the newest revision", config.service_name)
+    elif args.role in tools:
+        return tools[args.role](config)
     elif args.role == "api":
         serve(api(config), config, config.resolved_api_port)
     else:

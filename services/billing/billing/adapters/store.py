@@ -1,0 +1,328 @@
+"""Billing's event store and the projections folded from it.
+
+Every billing fact is an event (accounts, meter links, tariffs, the ledger, settlements, balance
+states). `emit` applies events to the projections and stages them in the outbox in the caller's
+transaction; `project` is the fold alone, so replaying the billing topics into an empty database
+(`python -m billing.main rebuild`) reproduces every balance and settlement the live service holds.
+Tables only rating needs (tier periods, rated readings) are decisions' working state, not projections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from amiflow_runtime.db import ExactDecimal, UtcDateTime
+from amiflow_runtime.outbox import stage
+from amiflow_schemas import Envelope, EventPayload, decode_event, encode_event, new_envelope
+from amiflow_schemas.events.accounts import (
+    AccountClosed,
+    AccountOpened,
+    AccountSettingsChanged,
+    MeterLinkedToAccount,
+    MeterUnlinkedFromAccount,
+)
+from amiflow_schemas.events.billing import (
+    BalanceDepleted,
+    BalanceLow,
+    BalanceRestored,
+    DailySettled,
+    PaymentReceived,
+    SubsidyGranted,
+)
+from amiflow_schemas.events.tariffs import TariffPublished
+from sqlalchemy import Column, Date, Integer, String, Table, Text, and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.adapters.db import metadata, outbox
+from billing.core import accounts as account_core
+from billing.core import tariffs as tariff_core
+from billing.core.accounts import Account
+from billing.core.balance_state import BalanceStatus
+from billing.core.ledger import LEDGER_TYPES, LedgerEntry, balance_effect, business_day
+from billing.core.tariffs import Tariff
+
+PRODUCER = "billing"
+ACCOUNT_EVENTS = (AccountOpened, AccountSettingsChanged, AccountClosed, MeterLinkedToAccount, MeterUnlinkedFromAccount)
+BALANCE_EVENTS = (BalanceLow, BalanceDepleted, BalanceRestored)
+
+# The events that make up each account's and tariff's state, in the order they were recorded.
+account_events = Table(
+    "account_events", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("account_id", String(64), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("envelope", Text, nullable=False),
+)
+tariff_events = Table(
+    "tariff_events", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("tariff_id", String(64), nullable=False, index=True),
+    Column("version_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("envelope", Text, nullable=False),
+)
+# Which account pays for a meter when: the lookup rating does for every reading.
+meter_links = Table(
+    "meter_links", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("meter_id", String(64), primary_key=True),
+    Column("linked_at", UtcDateTime(), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("unlinked_at", UtcDateTime(), nullable=True),
+)
+ledger_entries = Table(
+    "ledger_entries", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("business_day", Date, nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("effect", ExactDecimal(), nullable=False),  # on the balance: credit > 0
+    Column("envelope", Text, nullable=False),
+)
+account_balances = Table(
+    "account_balances", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("account_id", String(64), primary_key=True),
+    Column("balance", ExactDecimal(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("settled_through", Date, nullable=True),  # the last settled local day
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+daily_settlements = Table(
+    "daily_settlements", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("account_id", String(64), primary_key=True),
+    Column("settlement_date", Date, primary_key=True),
+    Column("event_id", String(36), nullable=False),
+    Column("closing_balance", ExactDecimal(), nullable=False),
+    Column("envelope", Text, nullable=False),
+)
+# A provider's transaction and a batch line are credited once, whatever the retries.
+payment_keys = Table(
+    "payment_keys", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("key", String(200), primary_key=True),  # "channel:txn" or "batch:<id>:<line>"
+    Column("event_id", String(36), nullable=False),
+    Column("account_id", String(64), nullable=False),
+)
+
+
+def decoded(text: str) -> Envelope[Any]:
+    """A stored event, decoded (and upcast) as if it came off the topic."""
+    return decode_event(text.encode())
+
+
+def _key(tenant_id: str, table: Table, **match: Any) -> Any:
+    return and_(table.c.tenant_id == tenant_id, *(table.c[name] == value for name, value in match.items()))
+
+
+def envelope_of(payload: EventPayload, tenant_id: str, key: str, now: datetime, event_id: UUID,
+                cause: Envelope[Any] | None = None) -> Envelope[Any]:
+    """A billing event, tied to what caused it."""
+    return new_envelope(payload, event_id=event_id, tenant_id=tenant_id, key=key, occurred_at=now, recorded_at=now,
+                        producer=PRODUCER, correlation_id=cause.correlation_id if cause else None,
+                        causation_id=cause.event_id if cause else None)
+
+
+async def emit(session: AsyncSession, events: Sequence[Envelope[Any]], now: datetime) -> None:
+    """Apply events to the projections and stage them for Kafka, in the caller's transaction."""
+    for event in events:
+        await project(session, event)
+    await stage(session, outbox, events, now)
+
+
+async def project(session: AsyncSession, event: Envelope[Any]) -> None:
+    """Fold one billing event into the projections (the live path and the rebuild share it)."""
+    payload, tenant = event.payload, event.tenant_id
+    if isinstance(payload, ACCOUNT_EVENTS):
+        await _project_account(session, event)
+    elif isinstance(payload, TariffPublished):
+        seq = await _next_seq(session, tariff_events, tenant, tariff_id=payload.tariff_id)
+        await session.execute(insert(tariff_events).values(
+            tenant_id=tenant, event_id=str(event.event_id), tariff_id=payload.tariff_id,
+            version_id=payload.version_id, seq=seq, envelope=encode_event(event).decode()))
+    elif isinstance(payload, LEDGER_TYPES):
+        await _project_ledger(session, event)
+    elif isinstance(payload, DailySettled):
+        await session.execute(insert(daily_settlements).values(
+            tenant_id=tenant, account_id=payload.account_id, settlement_date=payload.settlement_date,
+            event_id=str(event.event_id), closing_balance=payload.closing_balance,
+            envelope=encode_event(event).decode()))
+        await session.execute(update(account_balances).where(
+            _key(tenant, account_balances, account_id=payload.account_id)).values(
+            settled_through=payload.settlement_date))
+    elif isinstance(payload, BALANCE_EVENTS):
+        status = {BalanceLow: BalanceStatus.LOW, BalanceDepleted: BalanceStatus.DEPLETED,
+                  BalanceRestored: BalanceStatus.NORMAL}[type(payload)]
+        await session.execute(update(account_balances).where(
+            _key(tenant, account_balances, account_id=payload.account_id)).values(status=status.value))
+
+
+async def _next_seq(session: AsyncSession, table: Table, tenant: str, **match: Any) -> int:
+    current = (await session.execute(select(func.max(table.c.seq)).where(_key(tenant, table, **match)))).scalar()
+    return (current or 0) + 1
+
+
+async def _project_account(session: AsyncSession, event: Envelope[Any]) -> None:
+    payload, tenant = event.payload, event.tenant_id
+    seq = await _next_seq(session, account_events, tenant, account_id=payload.account_id)
+    await session.execute(insert(account_events).values(
+        tenant_id=tenant, event_id=str(event.event_id), account_id=payload.account_id, seq=seq,
+        envelope=encode_event(event).decode()))
+    if isinstance(payload, AccountOpened):
+        await session.execute(insert(account_balances).values(
+            tenant_id=tenant, account_id=payload.account_id, balance=Decimal(0), status=BalanceStatus.NORMAL.value,
+            currency=payload.currency, settled_through=None, updated_at=payload.opened_at))
+    elif isinstance(payload, MeterLinkedToAccount):
+        await session.execute(insert(meter_links).values(
+            tenant_id=tenant, meter_id=payload.meter_id, linked_at=payload.linked_at, account_id=payload.account_id,
+            unlinked_at=None))
+    elif isinstance(payload, MeterUnlinkedFromAccount):
+        await session.execute(update(meter_links).where(
+            _key(tenant, meter_links, meter_id=payload.meter_id, account_id=payload.account_id),
+            meter_links.c.unlinked_at.is_(None)).values(unlinked_at=payload.unlinked_at))
+
+
+async def _project_ledger(session: AsyncSession, event: Envelope[Any]) -> None:
+    payload, tenant = event.payload, event.tenant_id
+    account = await load_account(session, tenant, payload.account_id)
+    if account is None:
+        raise LookupError(f"ledger entry {event.event_id} for unknown account {payload.account_id}")
+    entry = LedgerEntry(event.event_id, event.recorded_at, payload)
+    effect = balance_effect(payload)
+    await session.execute(insert(ledger_entries).values(
+        tenant_id=tenant, event_id=str(event.event_id), account_id=payload.account_id,
+        business_day=business_day(entry, account.zone), recorded_at=event.recorded_at,
+        event_type=event.event_type, effect=effect, envelope=encode_event(event).decode()))
+    row = (await session.execute(select(account_balances.c.balance).where(
+        _key(tenant, account_balances, account_id=payload.account_id)))).one()
+    await session.execute(update(account_balances).where(
+        _key(tenant, account_balances, account_id=payload.account_id)).values(
+        balance=row.balance + effect, updated_at=event.recorded_at))
+    if isinstance(payload, PaymentReceived | SubsidyGranted):
+        for key in payment_keys_of(payload):
+            await session.execute(insert(payment_keys).values(tenant_id=tenant, key=key, event_id=str(event.event_id),
+                                                              account_id=payload.account_id))
+
+
+def payment_keys_of(payload: PaymentReceived | SubsidyGranted) -> list[str]:
+    """The idempotency keys a credit claims: the provider's transaction, and its batch line if any."""
+    keys = []
+    if isinstance(payload, PaymentReceived):
+        keys.append(f"{payload.channel.value}:{payload.provider_transaction_id}")
+    batch_id, line = getattr(payload, "batch_id", None), getattr(payload, "line_number", None)
+    if batch_id is not None and line is not None:
+        keys.append(f"batch:{batch_id}:{line}")
+    return keys
+
+
+async def credited(session: AsyncSession, tenant_id: str, keys: Iterable[str]) -> Envelope[Any] | None:
+    """The ledger event that already claimed one of these keys, if any."""
+    wanted = list(keys)
+    if not wanted:
+        return None
+    row = (await session.execute(select(payment_keys.c.event_id).where(
+        payment_keys.c.tenant_id == tenant_id, payment_keys.c.key.in_(wanted)))).first()
+    if row is None:
+        return None
+    return await ledger_event(session, tenant_id, row.event_id)
+
+
+async def ledger_event(session: AsyncSession, tenant_id: str, event_id: str) -> Envelope[Any] | None:
+    row = (await session.execute(select(ledger_entries.c.envelope).where(
+        _key(tenant_id, ledger_entries, event_id=event_id)))).first()
+    return None if row is None else decoded(row.envelope)
+
+
+async def load_account(session: AsyncSession, tenant_id: str, account_id: str) -> Account | None:
+    """The account folded from its events; None when it was never opened."""
+    rows = await session.execute(select(account_events.c.envelope).where(
+        _key(tenant_id, account_events, account_id=account_id)).order_by(account_events.c.seq))
+    account = None
+    for row in rows:
+        account = account_core.evolve(account, decoded(row.envelope).payload)
+    return account
+
+
+async def load_tariff(session: AsyncSession, tenant_id: str, tariff_id: str) -> Tariff | None:
+    rows = await session.execute(select(tariff_events.c.envelope).where(
+        _key(tenant_id, tariff_events, tariff_id=tariff_id)).order_by(tariff_events.c.seq))
+    tariff = None
+    for row in rows:
+        tariff = tariff_core.evolve(tariff, decoded(row.envelope).payload)
+    return tariff
+
+
+async def load_tariffs(session: AsyncSession, tenant_id: str, tariff_ids: Iterable[str]) -> dict[str, Tariff]:
+    found = {}
+    for tariff_id in sorted(set(tariff_ids)):
+        tariff = await load_tariff(session, tenant_id, tariff_id)
+        if tariff is not None:
+            found[tariff_id] = tariff
+    return found
+
+
+async def account_paying(session: AsyncSession, tenant_id: str, meter_id: str, at: datetime) -> str | None:
+    """The account whose link to the meter is in force at ``at``."""
+    row = (await session.execute(select(meter_links.c.account_id).where(
+        _key(tenant_id, meter_links, meter_id=meter_id), meter_links.c.linked_at <= at,
+        or_(meter_links.c.unlinked_at.is_(None), meter_links.c.unlinked_at > at)))).first()
+    return None if row is None else str(row.account_id)
+
+
+async def balance_of(session: AsyncSession, tenant_id: str, account_id: str) -> dict[str, Any] | None:
+    row = (await session.execute(select(account_balances).where(
+        _key(tenant_id, account_balances, account_id=account_id)))).first()
+    return None if row is None else row._asdict()
+
+
+async def entries_of_day(session: AsyncSession, tenant_id: str, account_id: str, day: date) -> list[LedgerEntry]:
+    rows = await session.execute(select(ledger_entries.c.envelope).where(
+        _key(tenant_id, ledger_entries, account_id=account_id, business_day=day)).order_by(
+        ledger_entries.c.recorded_at, ledger_entries.c.event_id))
+    found = []
+    for row in rows:
+        event = decoded(row.envelope)
+        found.append(LedgerEntry(event.event_id, event.recorded_at, event.payload))
+    return found
+
+
+async def ledger(session: AsyncSession, tenant_id: str, account_id: str, since: datetime | None = None,
+                 until: datetime | None = None, limit: int = 1000) -> list[Envelope[Any]]:
+    """The account's ledger events in recording order."""
+    query = select(ledger_entries.c.envelope).where(_key(tenant_id, ledger_entries, account_id=account_id))
+    if since is not None:
+        query = query.where(ledger_entries.c.recorded_at >= since)
+    if until is not None:
+        query = query.where(ledger_entries.c.recorded_at < until)
+    rows = await session.execute(query.order_by(ledger_entries.c.recorded_at, ledger_entries.c.event_id).limit(limit))
+    return [decoded(r.envelope) for r in rows]
+
+
+async def settlements(session: AsyncSession, tenant_id: str, account_id: str, first: date | None = None,
+                      last: date | None = None) -> list[DailySettled]:
+    query = select(daily_settlements.c.envelope).where(_key(tenant_id, daily_settlements, account_id=account_id))
+    if first is not None:
+        query = query.where(daily_settlements.c.settlement_date >= first)
+    if last is not None:
+        query = query.where(daily_settlements.c.settlement_date <= last)
+    rows = await session.execute(query.order_by(daily_settlements.c.settlement_date))
+    return [decoded(r.envelope).payload for r in rows]
+
+
+async def accounts_of(session: AsyncSession, tenant_id: str | None = None) -> list[tuple[str, str]]:
+    """(tenant, account) of every account with a balance row, for the settlement job."""
+    query = select(account_balances.c.tenant_id, account_balances.c.account_id)
+    if tenant_id is not None:
+        query = query.where(account_balances.c.tenant_id == tenant_id)
+    return [(r.tenant_id, r.account_id) for r in await session.execute(query.order_by(
+        account_balances.c.tenant_id, account_balances.c.account_id))]
