@@ -1,4 +1,4 @@
-"""The lifecycle of a valve or relay command: issued, acknowledged, confirmed, failed, expired."""
+"""The lifecycle of a device command: requested, scheduled, dispatched, acknowledged, confirmed, or it ends."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field, NonNegativeInt, PositiveInt, model_validator
 
-from amiflow_schemas.payload import EventPayload
+from amiflow_schemas.payload import EventPayload, PayloadPart
 from amiflow_schemas.primitives import HexBytes, Identifier, RelayState, Text, ValveState
 
 
@@ -41,6 +41,11 @@ class CommandReason(StrEnum):
     OPERATOR = "operator"
     LEAK_PROTECTION = "leak_protection"
     MAINTENANCE = "maintenance"
+    OVERLOAD = "overload"  # an automation rule on a load threshold
+    ACCOUNT_OPENED = "account_opened"
+    MOVE_OUT = "move_out"
+    METER_REPLACEMENT = "meter_replacement"
+    PARAMETER_DOWNLOAD = "parameter_download"
 
 
 class CommandIssued(EventPayload):
@@ -123,6 +128,7 @@ class FailureReason(StrEnum):
     UNAUTHORIZED = "unauthorized"  # wrong password, or an ESAM meter refusing plaintext
     NO_REPLY = "no_reply"
     READ_BACK_MISMATCH = "read_back_mismatch"  # acknowledged, but the state did not change
+    NO_READ_BACK = "no_read_back"  # acknowledged, but no state was read back in time
     DEVICE_UNKNOWN = "device_unknown"
     TRANSPORT_ERROR = "transport_error"
 
@@ -152,3 +158,230 @@ class CommandExpired(EventPayload):
     device_id: Identifier
     expired_at: AwareDatetime
     attempts: NonNegativeInt
+
+
+# The commands service's own lifecycle of a command, from request to its end. Valve and relay
+# commands still reach ingest as ValveCommandIssued / RelayCommandIssued (the downlink contract);
+# CommandDispatched is the lifecycle fact for every kind, and the downlink of the kinds ingest has
+# no Issued event for (read now, time sync, set parameter).
+
+
+class CommandKind(StrEnum):
+    """What a command asks a device to do."""
+
+    VALVE_OPEN = "valve_open"  # CJ/T 188 A017 value 55
+    VALVE_CLOSE = "valve_close"  # CJ/T 188 A017 value 99
+    RELAY_TRIP = "relay_trip"  # DL/T 645 1C, N1 = 1A
+    RELAY_CLOSE_ALLOWED = "relay_close_allowed"  # N1 = 1B: the customer presses the button
+    RELAY_CLOSE_DIRECT = "relay_close_direct"  # N1 = 1C: a later amendment, not every meter has it
+    READ_NOW = "read_now"
+    TIME_SYNC = "time_sync"
+    SET_PARAMETER = "set_parameter"
+
+
+class CommandOrigin(StrEnum):
+    """Who or what decided a command."""
+
+    POLICY = "policy"  # the tenant's cut-off policy, on a balance state
+    OPERATOR = "operator"  # the operator console; requested_by and note say who and why
+    SERVICE_OPERATION = "service_operation"  # a step of account opening, move-out, meter swap, download
+    AUTOMATION = "automation"  # a tenant's automation rule; rule_id names it
+
+
+class CommandPriority(StrEnum):
+    """Which due command of a device goes first."""
+
+    ROUTINE = "routine"  # parameter downloads, time syncs
+    NORMAL = "normal"
+    URGENT = "urgent"  # safety: a burst, an overload
+
+
+class ParameterSetting(PayloadPart):
+    """A device parameter to write, named as the device profile names it (e.g. a report period)."""
+
+    name: Identifier
+    value: Text
+
+
+class ScheduleHold(StrEnum):
+    """Why a command waits before it is sent."""
+
+    NOT_BEFORE = "not_before"  # the requester's own start time
+    QUIET_WINDOW = "quiet_window"  # no cut-off at night, at weekends or on holidays
+    HOLIDAY = "holiday"
+    EXEMPTION = "exemption"  # the account may not be cut off until a date
+    MIN_INTERVAL = "min_interval"  # too soon after the device's last cut-off
+    RETRY_BACKOFF = "retry_backoff"  # the read-back did not show the wanted state
+
+
+class CommandRequested(EventPayload):
+    """A command was accepted for a device; it waits for its time, or for the command before it."""
+
+    EVENT_TYPE: ClassVar[str] = "CommandRequested"
+    EVENT_VERSION: ClassVar[int] = 1
+
+    command_id: UUID
+    device_id: Identifier
+    kind: CommandKind
+    parameter: ParameterSetting | None  # exactly for set_parameter
+    reason: CommandReason
+    origin: CommandOrigin
+    requested_by: Identifier  # an operator id, or the service that decided ("commands")
+    note: Text | None  # why, in the requester's words; an operator always gives one
+    rule_id: Identifier | None  # the automation rule, or the cut-off policy, that decided it
+    account_id: Identifier | None
+    operation_id: UUID | None  # the service operation this command is a step of
+    after_command_id: UUID | None  # not sent before this command of the same device has ended
+    batch_id: Identifier | None
+    idempotency_key: Identifier | None  # the same key again answers this command
+    priority: CommandPriority
+    requested_at: AwareDatetime
+    not_before: AwareDatetime | None
+    holds: Annotated[tuple[ScheduleHold, ...], Field(max_length=len(ScheduleHold))]  # why not_before
+    expires_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.holds and self.not_before is None:
+            raise ValueError("holds say why not_before is set; without not_before there are none")
+        if (self.kind is CommandKind.SET_PARAMETER) != (self.parameter is not None):
+            raise ValueError("parameter is given exactly for set_parameter")
+        if self.origin is CommandOrigin.OPERATOR and self.note is None:
+            raise ValueError("an operator's command says why (note)")
+        if self.origin is CommandOrigin.AUTOMATION and self.rule_id is None:
+            raise ValueError("an automatic command names its rule")
+        if self.expires_at <= max(self.requested_at, self.not_before or self.requested_at):
+            raise ValueError("expires_at must be after requested_at and not_before")
+        return self
+
+
+class CommandScheduled(EventPayload):
+    """A command will be sent at send_at (a retry is scheduled again with the next attempt)."""
+
+    EVENT_TYPE: ClassVar[str] = "CommandScheduled"
+    EVENT_VERSION: ClassVar[int] = 1
+
+    command_id: UUID
+    device_id: Identifier
+    attempt: PositiveInt  # the send this schedules: 1, then 2 for the first retry …
+    scheduled_at: AwareDatetime
+    send_at: AwareDatetime
+    holds: Annotated[tuple[ScheduleHold, ...], Field(max_length=len(ScheduleHold))]
+
+    @model_validator(mode="after")
+    def _not_in_the_past(self) -> Self:
+        if self.send_at < self.scheduled_at:
+            raise ValueError("send_at cannot be before scheduled_at")
+        if self.send_at > self.scheduled_at and not self.holds:
+            raise ValueError("a command held back says why (holds)")
+        return self
+
+
+class CommandDispatched(EventPayload):
+    """A command left for the device (for valve and relay with a ValveCommandIssued / RelayCommandIssued)."""
+
+    EVENT_TYPE: ClassVar[str] = "CommandDispatched"
+    EVENT_VERSION: ClassVar[int] = 1
+
+    command_id: UUID
+    device_id: Identifier
+    kind: CommandKind
+    parameter: ParameterSetting | None
+    attempt: PositiveInt
+    dispatched_at: AwareDatetime
+    expires_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _open(self) -> Self:
+        if self.expires_at <= self.dispatched_at:
+            raise ValueError("an expired command is not dispatched")
+        return self
+
+
+class CommandCompleted(EventPayload):
+    """A command with no state to read back (read now, time sync, set parameter) was acknowledged."""
+
+    EVENT_TYPE: ClassVar[str] = "CommandCompleted"
+    EVENT_VERSION: ClassVar[int] = 1
+
+    command_id: UUID
+    device_id: Identifier
+    completed_at: AwareDatetime
+    attempts: PositiveInt
+
+
+class CancelReason(StrEnum):
+    """Why a command was withdrawn before it was sent."""
+
+    OPERATOR = "operator"
+    SUPERSEDED = "superseded"  # a later, contradicting intent for the device (latest intent wins)
+    BALANCE_RESTORED = "balance_restored"  # a payment came before a held cut-off went out
+    ALREADY_IN_STATE = "already_in_state"  # the device already reports the wanted state
+
+
+class CommandCancelled(EventPayload):
+    """A command was withdrawn before it reached the device; it will not be sent."""
+
+    EVENT_TYPE: ClassVar[str] = "CommandCancelled"
+    EVENT_VERSION: ClassVar[int] = 1
+
+    command_id: UUID
+    device_id: Identifier
+    cancelled_at: AwareDatetime
+    cancelled_by: Identifier  # an operator id, or "commands"
+    reason: CancelReason
+    detail: Text
+    superseded_by: UUID | None  # the command that replaced it, when there is one
+
+    @model_validator(mode="after")
+    def _successor_named(self) -> Self:
+        if self.superseded_by is not None and self.reason is not CancelReason.SUPERSEDED:
+            raise ValueError("superseded_by is given only when the reason is superseded")
+        return self
+
+
+class CommandOutcome(StrEnum):
+    """How a command ended without effect."""
+
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class CommandEscalated(EventPayload):
+    """A command ended without effect and an operator must look (notify delivers it as an alarm)."""
+
+    EVENT_TYPE: ClassVar[str] = "CommandEscalated"
+    EVENT_VERSION: ClassVar[int] = 1
+
+    command_id: UUID
+    device_id: Identifier
+    kind: CommandKind
+    reason: CommandReason
+    account_id: Identifier | None
+    outcome: CommandOutcome
+    detail: Text
+    escalated_at: AwareDatetime
+
+
+class CommandProposed(EventPayload):
+    """An automation rule in proposal mode suggests a command; an operator confirms it or lets it lapse."""
+
+    EVENT_TYPE: ClassVar[str] = "CommandProposed"
+    EVENT_VERSION: ClassVar[int] = 1
+
+    proposal_id: UUID
+    rule_id: Identifier
+    device_id: Identifier
+    kind: CommandKind
+    reason: CommandReason
+    priority: CommandPriority
+    cause_id: UUID  # the alarm (AlarmRaised.alarm_id) or the observation that triggered the rule
+    detail: Text
+    proposed_at: AwareDatetime
+    expires_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _open(self) -> Self:
+        if self.expires_at <= self.proposed_at:
+            raise ValueError("a proposal expires after it is made")
+        return self

@@ -1,7 +1,7 @@
 """Whether an account's supply should be on or off, as the balance events say.
 
-The cut-off policy (quiet windows, exemptions, which services to cut) and the command lifecycle
-build on this with the remote-control issue; here is the state they decide from.
+``cutoff.decide_on_balance`` decides only when this intent changes, so a late, older balance
+event (or a redelivered one) sends nothing.
 """
 
 from __future__ import annotations
