@@ -1,4 +1,4 @@
-"""Billing's read API (accounts, balances and ledger arrive with the billing issue)."""
+"""Billing's HTTP API: every router of the api process, and the meters' consumption as billing has seen it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from amiflow_runtime.http import RuntimeDep, Tenant
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
-from billing.adapters import db
+from billing.adapters import (
+    accounts_http,
+    db,
+    ledger_http,
+    payments_http,
+    reports_http,
+    statements_http,
+    tariffs_http,
+)
 
 
 class MeterConsumptionView(BaseModel):
@@ -23,11 +31,11 @@ class MeterConsumptionView(BaseModel):
     last_measured_at: datetime
 
 
-router = APIRouter(prefix="/v1", tags=["consumption"])
+consumption_router = APIRouter(prefix="/v1", tags=["consumption"])
 
 
-@router.get("/meters/{meter_id}/consumption", response_model=MeterConsumptionView,
-            responses={404: {"description": "Billing has no validated reading of this meter"}})
+@consumption_router.get("/meters/{meter_id}/consumption", response_model=MeterConsumptionView,
+                        responses={404: {"description": "Billing has no validated reading of this meter"}})
 async def meter_consumption(meter_id: str, runtime: RuntimeDep, tenant: Tenant) -> MeterConsumptionView:
     """The meter's billable consumption so far."""
     async with runtime.sessions() as session:
@@ -37,3 +45,10 @@ async def meter_consumption(meter_id: str, runtime: RuntimeDep, tenant: Tenant) 
     return MeterConsumptionView(meter_id=state.meter_id, utility=state.utility.value,
                                 unit=state.unit.value if state.unit else None, total_consumption=state.total,
                                 readings=state.readings, last_measured_at=state.last_measured_at)
+
+
+# The api process serves this one router (main.api): accounts, tariffs, money, statements, reports.
+router = APIRouter()
+for _routes in (consumption_router, accounts_http.router, tariffs_http.router, ledger_http.router,
+                payments_http.router, statements_http.router, reports_http.router):
+    router.include_router(_routes)

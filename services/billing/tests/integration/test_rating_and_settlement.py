@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -161,5 +162,5 @@ async def test_each_closed_day_is_settled_once_and_equals_the_ledger(billing: An
     assert settled[-1].closing_balance == Decimal("-4.50")  # 9 fixed fees of 0.50
     assert recomputed == row["balance"] == Decimal("-14.50")
     assert row["settled_through"] == date(2026, 6, 9)
-    for previous, current in zip(settled, settled[1:], strict=False):
+    for previous, current in pairwise(settled):
         assert current.opening_balance == previous.closing_balance
