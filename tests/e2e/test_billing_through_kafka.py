@@ -1,4 +1,4 @@
-"""billing.md's rating scenarios R1–R4 and the low-balance rule B1 end to end: validated readings go onto
+"""billing.md's rating scenarios R1-R4 and the low-balance rule B1 end to end: validated readings go onto
 amiflow.vee.readings, a real billing worker (Faust, PostgreSQL) rates and settles, and the ledger and
 balance topics carry the spec's numbers. Then the billing topics are replayed into an empty database
 and every balance and every DailySettled comes back to the cent."""
