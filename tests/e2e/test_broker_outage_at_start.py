@@ -40,11 +40,11 @@ def test_worker_waits_for_a_broker_that_is_down_and_becomes_ready_when_it_comes(
         postgres_admin_url: str, tmp_path: Path) -> None:
     kafka_port, ops_port = free_port(), free_port()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}", "AMIFLOW_ENV": "test",
-           "BILLING_DATABASE_URL": asyncio.run(create_database(postgres_admin_url, "outage")),
-           "BILLING_OPS_PORT": str(ops_port), "AMIFLOW_DATA_DIR": str(tmp_path), "LOG_FORMAT": "json"}
+           "COMMANDS_DATABASE_URL": asyncio.run(create_database(postgres_admin_url, "outage")),
+           "COMMANDS_OPS_PORT": str(ops_port), "AMIFLOW_DATA_DIR": str(tmp_path), "LOG_FORMAT": "json"}
     log_file = tmp_path / "worker.log"
     with open(log_file, "wb") as out:
-        worker = subprocess.Popen([sys.executable, "-m", "billing.main", "worker"], env=env, stdout=out,
+        worker = subprocess.Popen([sys.executable, "-m", "commands.main", "worker"], env=env, stdout=out,
                                   stderr=subprocess.STDOUT)
     broker = LocalKafka(home=tmp_path / "kafka", port=kafka_port)
     try:
@@ -67,4 +67,4 @@ def test_worker_waits_for_a_broker_that_is_down_and_becomes_ready_when_it_comes(
         broker.stop()
     # uvicorn finishes its graceful shutdown, then re-raises SIGTERM so the parent sees the signal.
     assert worker.returncode in (0, -signal.SIGTERM), log_file.read_text()[-3000:]
-    assert "billing-worker stopped" in log_file.read_text()
+    assert "commands-worker stopped" in log_file.read_text()
