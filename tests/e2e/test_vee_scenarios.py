@@ -36,6 +36,7 @@ from amiflow_schemas.events.registry import (
     ScheduleKind,
 )
 from amiflow_schemas.examples import example_payloads
+from vee.adapters import registry_db, series_db
 from vee.config import VeeSettings
 from vee.main import api
 
@@ -163,8 +164,17 @@ async def configure_district(database_url: str, tenant: str) -> None:
     runtime = app.state.runtime
     await runtime.migrate()
     try:
+        for _ in range(120):  # every member first: a district evaluated with half its meters would look leaky
+            async with runtime.sessions() as session:
+                members = await registry_db.meters_in_group(session, tenant, "district_metered_area", "DMA-E2E")
+                # ...and every member's last reading of the day validated, so the first look sees a whole day.
+                done = [await series_db.latest_points(session, tenant, m.meter_id, T0 + 22 * D, T0 + 22 * D + H, 1)
+                        for m in members]
+            if len(members) == 5 and all(done):
+                break
+            await asyncio.sleep(1)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vee") as http:
-            for _ in range(120):  # the worker learns the registry first
+            for _ in range(120):
                 answer = await http.put("/v1/districts/DMA-E2E", headers={"X-Tenant-Id": tenant},
                                         json={"inflow_meter_ids": ["INFLOW"], "updated_by": "e2e"})
                 if answer.status_code == 200:
