@@ -14,6 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from amiflow_runtime.db import ExactDecimal, UtcDateTime
 from amiflow_runtime.outbox import stage
@@ -94,6 +95,7 @@ account_balances = Table(
     Column("balance", ExactDecimal(), nullable=False),
     Column("status", String(16), nullable=False),
     Column("currency", String(3), nullable=False),
+    Column("time_zone", String(64), nullable=False),  # the account's: ledger entries' business days
     Column("settled_through", Date, nullable=True),  # the last settled local day
     Column("updated_at", UtcDateTime(), nullable=False),
 )
@@ -181,7 +183,8 @@ async def _project_account(session: AsyncSession, event: Envelope[Any]) -> None:
     if isinstance(payload, AccountOpened):
         await session.execute(insert(account_balances).values(
             tenant_id=tenant, account_id=payload.account_id, balance=Decimal(0), status=BalanceStatus.NORMAL.value,
-            currency=payload.currency, settled_through=None, updated_at=payload.opened_at))
+            currency=payload.currency, time_zone=payload.time_zone, settled_through=None,
+            updated_at=payload.opened_at))
     elif isinstance(payload, MeterLinkedToAccount):
         await session.execute(insert(meter_links).values(
             tenant_id=tenant, meter_id=payload.meter_id, linked_at=payload.linked_at, account_id=payload.account_id,
@@ -194,17 +197,17 @@ async def _project_account(session: AsyncSession, event: Envelope[Any]) -> None:
 
 async def _project_ledger(session: AsyncSession, event: Envelope[Any]) -> None:
     payload, tenant = event.payload, event.tenant_id
-    account = await load_account(session, tenant, payload.account_id)
-    if account is None:
+    # The balance row carries the zone: no refold of the account's events for every entry.
+    row = (await session.execute(select(account_balances.c.balance, account_balances.c.time_zone).where(
+        _key(tenant, account_balances, account_id=payload.account_id)))).first()
+    if row is None:
         raise LookupError(f"ledger entry {event.event_id} for unknown account {payload.account_id}")
     entry = LedgerEntry(event.event_id, event.recorded_at, payload)
     effect = balance_effect(payload)
     await session.execute(insert(ledger_entries).values(
         tenant_id=tenant, event_id=str(event.event_id), account_id=payload.account_id,
-        business_day=business_day(entry, account.zone), recorded_at=event.recorded_at,
+        business_day=business_day(entry, ZoneInfo(row.time_zone)), recorded_at=event.recorded_at,
         event_type=event.event_type, effect=effect, envelope=encode_event(event).decode()))
-    row = (await session.execute(select(account_balances.c.balance).where(
-        _key(tenant, account_balances, account_id=payload.account_id)))).one()
     await session.execute(update(account_balances).where(
         _key(tenant, account_balances, account_id=payload.account_id)).values(
         balance=row.balance + effect, updated_at=event.recorded_at))

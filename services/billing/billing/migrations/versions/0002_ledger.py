@@ -51,7 +51,8 @@ def upgrade() -> None:
         "account_balances",
         sa.Column(*TENANT, primary_key=True), sa.Column("account_id", sa.String(64), primary_key=True),
         sa.Column("balance", ExactDecimal(), nullable=False), sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("currency", sa.String(3), nullable=False), sa.Column("settled_through", sa.Date(), nullable=True),
+        sa.Column("currency", sa.String(3), nullable=False), sa.Column("time_zone", sa.String(64), nullable=False),
+        sa.Column("settled_through", sa.Date(), nullable=True),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
     )
     op.create_table(
