@@ -14,6 +14,7 @@ from amiflow_schemas import new_envelope
 from amiflow_schemas.events.readings import ReadingReceived
 from amiflow_schemas.events.registry import MeterDefined, ReadSchedule, ScheduleKind
 from amiflow_schemas.examples import example_payloads
+from sqlalchemy import update
 from vee.adapters import series_db
 from vee.config import VeeSettings
 from vee.main import build_runtime
@@ -223,3 +224,34 @@ async def test_a_buildings_consumption_is_the_exact_sum_of_its_meters_per_local_
     totals = [(Decimal(d["consumption"]), d["meters"]) for d in days]
     assert sum(t for t, _ in totals) == Decimal("0.8")  # 0.3 + 0.5, exactly
     assert all(meters == 2 for total, meters in totals if total > 0)
+
+
+async def test_held_readings_are_validated_in_the_order_they_arrived(database_url: str) -> None:
+    runtime = build_runtime(VeeSettings(database_url=database_url), "test")
+    runtime.clock = FrozenClock(START + timedelta(days=10))  # every read is held at the same instant
+    await runtime.migrate()
+    try:
+        await feed(runtime, [reading("WM-HOLD", d, v) for d, v in ((0, "10"), (1, "11"), (3, "13.4"), (2, "12.5"))])
+        async with runtime.sessions() as session, session.begin():
+            # An update writes a new row version at the end of PostgreSQL's heap: a query without an order
+            # would now return the first two reads last.
+            held = series_db.unplaced_reads
+            await session.execute(update(held).where(held.c.arrival <= 2).values(envelope=held.c.envelope))
+        defined: MeterDefined = example_payloads()["MeterDefined"]
+        meter = defined.meter.model_copy(update={"meter_id": "WM-HOLD", "schedule": DAILY, "replaces_meter_id": None,
+                                                 "installed_at": None, "installation_reading": None})
+        registered = defined.model_copy(update={"meter": meter, "device_key": "t/meter/WM-HOLD"})
+        async with runtime.sessions() as session, session.begin():
+            placed = await registry_handler(runtime.clock, ZONES)(session, _envelope(registered, "WM-HOLD"))
+        first = {}
+        for event in placed:
+            if event.event_type in ("ReadingValidated", "ReadingCorrected"):
+                first.setdefault(event.payload.measured_at, event)
+        # As they arrived: day 1 is an actual from the start, day 2 is estimated across the gap and then
+        # corrected by its late actual (and day 3's interval with it); day 1 was never provisional.
+        assert [(d, first[START + timedelta(days=d)].payload.status.value) for d in range(4)] == [
+            (0, "actual"), (1, "actual"), (2, "estimated"), (3, "actual")]
+        corrected = [e.payload.measured_at for e in placed if e.event_type == "ReadingCorrected"]
+        assert sorted(corrected) == [START + timedelta(days=2), START + timedelta(days=3)]
+    finally:
+        await runtime.engine.dispose()

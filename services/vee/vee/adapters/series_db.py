@@ -128,19 +128,26 @@ unplaced_reads = Table(
     Column("event_id", String(36), primary_key=True),
     Column("envelope", Text, nullable=False),  # the ReadingReceived event as received
     Column("received_at", UtcDateTime(), nullable=False),
+    # The order the broker delivered them in (the meter is locked while one is held), so they are
+    # validated in that order: received_at alone can tie within a batch.
+    Column("arrival", Integer, nullable=False, server_default="0"),
 )
 
 
 async def hold_unplaced(session: AsyncSession, tenant_id: str, meter_id: str, event_id: str, raw: bytes,
                         now: datetime) -> None:
+    key = and_(unplaced_reads.c.tenant_id == tenant_id, unplaced_reads.c.meter_id == meter_id)
+    last = (await session.execute(select(func.max(unplaced_reads.c.arrival)).where(key))).scalar()
     await session.execute(insert(unplaced_reads).values(tenant_id=tenant_id, meter_id=meter_id, event_id=event_id,
-                                                        envelope=raw.decode(), received_at=now))
+                                                        envelope=raw.decode(), received_at=now,
+                                                        arrival=(last or 0) + 1))
 
 
 async def take_unplaced(session: AsyncSession, tenant_id: str, meter_id: str) -> list[bytes]:
     """The held readings of a meter that has just become known; they are removed as they are taken."""
     key = and_(unplaced_reads.c.tenant_id == tenant_id, unplaced_reads.c.meter_id == meter_id)
-    rows = (await session.execute(select(unplaced_reads.c.envelope).where(key))).all()
+    rows = (await session.execute(select(unplaced_reads.c.envelope).where(key).order_by(
+        unplaced_reads.c.arrival, unplaced_reads.c.received_at))).all()
     if rows:
         await session.execute(delete(unplaced_reads).where(key))
     return [r.envelope.encode() for r in rows]
