@@ -18,7 +18,7 @@ from ingest.adapters import db
 from ingest.adapters.http import router
 from ingest.adapters.registry_http import router as registry_router
 from ingest.config import IngestSettings
-from ingest.gateway.downlink import on_command_issued
+from ingest.gateway.downlink import on_command
 from ingest.gateway.server import DtuGateway
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -47,7 +47,7 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
     if settings.gateway_enabled:
         gateway = DtuGateway(runtime, settings, instance=f"{socket.gethostname()}-{os.getpid()}")
         extra.append(gateway.run)
-    return worker_app(runtime, [Subscription("ingest.downlink", [COMMANDS], on_command_issued)], extra)
+    return worker_app(runtime, [Subscription("ingest.downlink", [COMMANDS], on_command)], extra)
 
 
 def main(argv: list[str] | None = None) -> int:

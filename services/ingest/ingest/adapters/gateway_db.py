@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from amiflow_runtime.db import UtcDateTime
 from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ingest.adapters.db import metadata
+from ingest.core.downlink import MailboxCommand, MailboxState
 
 # One row per DTU that ever connected; the worker holding the link keeps it current.
 gateway_connections = Table(
@@ -27,17 +30,20 @@ gateway_connections = Table(
 )
 
 # Commands waiting for (or travelling to) their device: a sleepy meter gets its command on its next
-# uplink, a DTU that is offline gets it when it logs in again.
+# uplink, a DTU that is offline gets it when it logs in again. One row per command id: a retry of the
+# command makes the same row pending again (ingest.core.downlink.arrival).
 downlink_commands = Table(
     "downlink_commands", metadata,
     Column("command_id", String(36), primary_key=True),
     Column("tenant_id", String(64), nullable=False),
     Column("meter_id", String(128), nullable=False),
-    Column("kind", String(16), nullable=False),  # valve | relay
-    Column("action", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # a DownlinkKind: valve, relay, read_now, time_sync, set_parameter
+    Column("action", String(32), nullable=True),  # the valve or relay action; None for the other kinds
+    Column("parameter_name", String(128), nullable=True),  # set_parameter only
+    Column("parameter_value", Text, nullable=True),
     Column("not_before", UtcDateTime(), nullable=True),
     Column("expires_at", UtcDateTime(), nullable=False),
-    Column("state", String(16), nullable=False),  # pending | acknowledged | failed | expired
+    Column("state", String(16), nullable=False),  # a MailboxState: pending, acknowledged, failed, expired
     Column("attempts", Integer, nullable=False),
     Column("detail", Text, nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
@@ -73,3 +79,39 @@ async def connection(session: AsyncSession, tenant_id: str, gateway_id: str) -> 
     row = (await session.execute(select(gateway_connections).where(
         gateway_connections.c.tenant_id == tenant_id, gateway_connections.c.gateway_id == gateway_id))).first()
     return None if row is None else row._asdict()
+
+
+@dataclass(frozen=True)
+class MailboxEntry:
+    """What a new send of a command needs to know of its mailbox row."""
+
+    state: MailboxState
+    attempts: int
+    detail: str | None
+
+
+async def mailbox_entry(session: AsyncSession, command_id: UUID) -> MailboxEntry | None:
+    """The mailbox row of a command, if it has one."""
+    row = (await session.execute(select(downlink_commands.c.state, downlink_commands.c.attempts,
+                                        downlink_commands.c.detail).where(
+        downlink_commands.c.command_id == str(command_id)))).first()
+    return None if row is None else MailboxEntry(MailboxState(row.state), row.attempts, row.detail)
+
+
+async def add_to_mailbox(session: AsyncSession, tenant_id: str, command: MailboxCommand, at: datetime) -> None:
+    """A new pending row for the first send of a command."""
+    parameter = command.parameter
+    await session.execute(insert(downlink_commands).values(
+        command_id=str(command.command_id), tenant_id=tenant_id, meter_id=command.meter_id, kind=command.kind.value,
+        action=command.action, parameter_name=parameter.name if parameter else None,
+        parameter_value=parameter.value if parameter else None, not_before=command.not_before,
+        expires_at=command.expires_at, state=MailboxState.PENDING.value, attempts=0, detail=None, created_at=at,
+        updated_at=at,
+    ))
+
+
+async def change_mailbox(session: AsyncSession, command_id: UUID, seen: MailboxState, **values: Any) -> bool:
+    """Update a row only if it is still in the state we saw; False when a delivery changed it first."""
+    done = await session.execute(update(downlink_commands).where(
+        downlink_commands.c.command_id == str(command_id), downlink_commands.c.state == seen.value).values(**values))
+    return bool(done.rowcount)  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from amiflow_schemas.events.commands import RelayAction, ValveAction
+from amiflow_schemas.events.commands import ParameterSetting, RelayAction, ValveAction
 from amiflow_schemas.events.devices import FrameProtocol
 from amiflow_schemas.events.registry import DiByteOrder
 
@@ -19,6 +19,8 @@ from ingest.core.protocols import (
     WallClock,
     cjt188_read,
     cjt188_valve,
+    cjt188_write_time,
+    dlt645_broadcast_time,
     dlt645_read,
     dlt645_relay,
     modbus_read_registers,
@@ -86,6 +88,31 @@ def relay_command(details: MeterDetails, profile: MeterProfile, action: RelayAct
         raise ValueError(f"meter model {profile.name} has no load switch")
     until = WallClock.of((now + timedelta(minutes=profile.dlt645.relay.valid_minutes)).astimezone(tz))
     return dlt645_relay(details.bus_address, action, valid_until=until, profile=profile)
+
+
+def time_sync_command(details: MeterDetails, profile: MeterProfile, now: datetime, tz: ZoneInfo) -> bytes:
+    """Set the meter clock to ``now`` as the meter shows it (local time in ``tz``, §1.4, §2.7)."""
+    wall = WallClock.of(now.astimezone(tz))
+    if is_broadcast_time_sync(profile):
+        # §2.7: the broadcast address reaches every DL/T 645 meter on the bus; none of them replies.
+        return dlt645_broadcast_time(wall, profile=profile)
+    if profile.protocol is FrameProtocol.CJT188:
+        return cjt188_write_time(details.bus_address, wall, profile=profile)
+    raise ValueError(f"meter model {profile.name} ({profile.protocol.value}) has no time sync: only DL/T 645 "
+                     "(broadcast C=08) and CJ/T 188 (write A015) meters are set by the head-end")
+
+
+def is_broadcast_time_sync(profile: MeterProfile) -> bool:
+    """A DL/T 645 time sync is a broadcast: sent, never answered."""
+    return profile.protocol is FrameProtocol.DLT645_2007
+
+
+def parameter_write(profile: MeterProfile, parameter: ParameterSetting) -> bytes:
+    """A parameter write: no profile here defines one, so every model refuses it."""
+    # protocols.md §1.5: the parameter DIs (A010-A014, A016, A019) and DL/T 645 writes need the vendor's
+    # documents; a guessed frame could set a wrong value on a real meter, which costs more than a refusal.
+    raise ValueError(f"no parameter write is defined for profile {profile.name}, so {parameter.name!r} "
+                     "cannot be set (parameter writes need the vendor's documents, protocols.md §1.5)")
 
 
 def is_reply_from(address: str) -> Callable[[DecodedFrame], bool]:

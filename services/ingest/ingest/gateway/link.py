@@ -35,6 +35,9 @@ from ingest.core.registry import Gateway
 log = logging.getLogger("ingest.gateway.link")
 
 ReplyMatch = Callable[[DecodedFrame], bool]
+# A frame, or what builds it as it goes out: a clock write that waited for the bus must not set the
+# meter's clock to the moment it started waiting.
+Outgoing = bytes | Callable[[], bytes]
 MAX_GW376_HELD = 65536  # a 376.1 frame is at most 16 Ki user bytes; more held back is garbage
 
 
@@ -182,7 +185,7 @@ class DtuLink:
             return
         await self.sink.uplink(self, frame)
 
-    async def request(self, frame: bytes, expect: ReplyMatch) -> DecodedFrame | None:
+    async def request(self, frame: Outgoing, expect: ReplyMatch) -> DecodedFrame | None:
         """Send on the bus and wait for the matching reply, retrying; None when the meter stays silent."""
         async with self._bus:
             for _attempt in range(1 + self.policy.retries):
@@ -201,12 +204,13 @@ class DtuLink:
         if gap > 0:
             await asyncio.sleep(gap)
 
-    async def _exchange(self, frame: bytes, expect: ReplyMatch) -> DecodedFrame | None:
+    async def _exchange(self, frame: Outgoing, expect: ReplyMatch) -> DecodedFrame | None:
         future: asyncio.Future[DecodedFrame] = asyncio.get_running_loop().create_future()
+        raw = frame() if callable(frame) else frame
         self._waiting = (expect, future)
-        self._request = frame
+        self._request = raw
         try:
-            self.writer.write(frame)
+            self.writer.write(raw)
             await self.writer.drain()
             self._last_request_at = time.monotonic()
             return await asyncio.wait_for(future, self.policy.reply_timeout_s)
@@ -215,13 +219,19 @@ class DtuLink:
         finally:
             self._waiting = None
 
-    async def send_only(self, frame: bytes) -> None:
-        """Send a frame that gets no reply (broadcast time sync) under the bus lock."""
+    async def send_only(self, frame: Outgoing) -> bool:
+        """Send a frame that gets no reply (broadcast time sync) under the bus lock; False if it could not go."""
         async with self._bus:
+            if self.closed.is_set():
+                return False
             await self._pace()
-            self.writer.write(frame)
-            await self.writer.drain()
+            try:
+                self.writer.write(frame() if callable(frame) else frame)
+                await self.writer.drain()
+            except (ConnectionError, OSError):
+                return False
             self._last_request_at = time.monotonic()
+            return True
 
     def close(self) -> None:
         """Close the socket; safe to call twice."""

@@ -9,9 +9,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from amiflow_runtime.service import ServiceRuntime
-from amiflow_schemas.events.devices import RejectionReason
 from amiflow_schemas.events.registry import ScheduleKind
-from prometheus_client import Counter
 
 from ingest.adapters import gateway_db, registry_db
 from ingest.config import IngestSettings
@@ -20,20 +18,18 @@ from ingest.core.meter_requests import (
     bus_framing,
     comparable_address,
     effective_profile,
-    is_reply_from,
     read_requests,
 )
 from ingest.core.polling import DEFAULT_DAILY_AT, next_poll
 from ingest.core.protocols import MeterProfile, ProfileError, StreamSplitter
 from ingest.core.registry import Meter, ReadSchedule
 from ingest.gateway.downlink import Downlink
-from ingest.gateway.link import DtuLink, Rejection
+from ingest.gateway.link import DtuLink
 from ingest.gateway.uplink import GatewaySink
 from ingest.profiles import load_profile
 
 log = logging.getLogger("ingest.gateway.polling")
 
-POLLS = Counter("amiflow_gateway_polls_total", "Meter reads sent by the gateway", ["gateway", "outcome"])
 DEFAULT_SCHEDULE = ReadSchedule(ScheduleKind.DAILY, DEFAULT_DAILY_AT, 1800)  # for meters registered without one
 DOWNLINK_CHECK_S = 1.0
 SEEN_RECORD_S = 30.0
@@ -123,20 +119,8 @@ class LinkWork:
             requests = read_requests(meter.details, profile)
         except NotPollable:
             return
-        for request in requests:
-            reply = await self.link.request(request, is_reply_from(meter.details.bus_address))
-            if reply is None:
-                POLLS.labels(self.link.gateway_id, "no_reply").inc()
-                self._suspect_link()
-                return
-            POLLS.labels(self.link.gateway_id, "error" if reply.is_error else "ok").inc()
-            if reply.is_error:
-                await self.sink.rejected(self.link, Rejection(bytes.fromhex(reply.raw_hex),
-                                                              RejectionReason.ABNORMAL_REPLY,
-                                                              reply.error or "abnormal reply", reply.protocol,
-                                                              reply.address))
-                continue
-            await self.sink.publish(self.link, meter, reply)
+        if await self.sink.read_meter(self.link, meter, requests) is None:
+            self._suspect_link()
 
     def _suspect_link(self) -> None:
         # Consecutive silences on a whole bus point at the DTU, not the meters: drop the link and let
@@ -147,8 +131,8 @@ class LinkWork:
 
     async def _downlink_loop(self) -> None:
         while not self.link.closed.is_set():
-            touched = await self.downlink.deliver(self.link, self.meters, self.profiles)
-            for meter_id in touched:
+            read_back = await self.downlink.deliver(self.link, self.meters, self.profiles)
+            for meter_id in read_back:
                 await self.read_meter(meter_id)  # read back: the ack alone is no proof (§4.5)
             await self._wait(DOWNLINK_CHECK_S)
 

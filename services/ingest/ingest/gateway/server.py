@@ -52,7 +52,7 @@ class DtuGateway:
         self.settings = settings
         self.instance = instance
         self.sink = GatewaySink(runtime)
-        self.downlink = Downlink(runtime)
+        self.downlink = Downlink(runtime, self.sink)
         self.policy = BusPolicy(settings.gateway_reply_timeout_s, settings.gateway_retries, settings.gateway_min_gap_s)
         self.heartbeat = bytes.fromhex(settings.gateway_heartbeat_hex) if settings.gateway_heartbeat_hex else None
         self.links: dict[tuple[str, str], DtuLink] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,7 @@ from amiflow_schemas.primitives import ReadingSource
 from prometheus_client import Counter
 
 from ingest.app import Submission, record_events, submit_batch
-from ingest.core.meter_requests import comparable_address
+from ingest.core.meter_requests import comparable_address, is_reply_from
 from ingest.core.protocols import DecodedFrame, FrameError, device_status, meter_time, register_values
 from ingest.core.registry import Meter
 from ingest.gateway.link import DtuLink, LinkSink, Rejection
@@ -21,6 +22,7 @@ from ingest.gateway.link import DtuLink, LinkSink, Rejection
 log = logging.getLogger("ingest.gateway.uplink")
 
 FRAMES = Counter("amiflow_gateway_frames_total", "Frames decoded from DTU links", ["gateway", "protocol"])
+POLLS = Counter("amiflow_gateway_polls_total", "Meter reads sent by the gateway", ["gateway", "outcome"])
 REJECTED = Counter("amiflow_gateway_rejected_total", "Bytes from DTU links that were no usable frame",
                    ["gateway", "protocol", "reason"])
 MAX_RAW_HEX_BYTES = 256 * 1024  # FrameRejected keeps at most this much of an oversized input
@@ -45,6 +47,23 @@ class GatewaySink(LinkSink):
                                                 f"{link.gateway_id}", frame.protocol, frame.address))
             return
         await self.publish(link, meter, frame)
+
+    async def read_meter(self, link: DtuLink, meter: Meter, requests: Sequence[bytes]) -> list[DecodedFrame] | None:
+        """Send a meter's reads and publish its replies; None when it stays silent (the rest is not sent)."""
+        replies = []
+        for request in requests:
+            reply = await link.request(request, is_reply_from(meter.details.bus_address))
+            if reply is None:
+                POLLS.labels(link.gateway_id, "no_reply").inc()
+                return None
+            POLLS.labels(link.gateway_id, "error" if reply.is_error else "ok").inc()
+            replies.append(reply)
+            if reply.is_error:
+                await self.rejected(link, Rejection(bytes.fromhex(reply.raw_hex), RejectionReason.ABNORMAL_REPLY,
+                                                    reply.error or "abnormal reply", reply.protocol, reply.address))
+            else:
+                await self.publish(link, meter, reply)
+        return replies
 
     async def publish(self, link: DtuLink, meter: Meter, frame: DecodedFrame) -> None:
         """Readings and status of one meter's frame, as ReadingReceived / DeviceStatusReported."""

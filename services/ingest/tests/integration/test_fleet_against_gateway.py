@@ -21,7 +21,7 @@ from amiflow_schemas import decode_event, encode_event, envelope_headers, new_en
 from amiflow_schemas.events.commands import CommandReason, ValveAction, ValveCommandIssued
 from amiflow_schemas.primitives import ValveState
 from ingest.config import IngestSettings
-from ingest.gateway.downlink import on_command_issued
+from ingest.gateway.downlink import on_command
 from ingest.gateway.server import DtuGateway
 from ingest.main import COMMANDS, api, build_runtime
 from ingest.simulator.fleet import Fleet, FleetSpec
@@ -58,7 +58,7 @@ async def head_end(kafka_bootstrap: str, postgres_database: Any) -> AsyncIterato
                               gateway_poll_on_login=True)
     runtime = build_runtime(settings, "worker")
     gateway = DtuGateway(runtime, settings, instance="fleet-test")
-    await runtime.start([Subscription(f"ingest.downlink.{tenant}", [COMMANDS], on_command_issued)], [gateway.run])
+    await runtime.start([Subscription(f"ingest.downlink.{tenant}", [COMMANDS], on_command)], [gateway.run])
     await asyncio.wait_for(gateway.listening.wait(), 30)
     fleet = Fleet.build(FleetSpec(meters=200, dtus=10, seed=7, prefix=tenant.upper(), tenant=tenant,
                                   leak_rate=0.05, low_battery_rate=0.05))
