@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from amiflow_runtime.config import ServiceSettings, settings_config
 from amiflow_schemas.primitives import CurrencyCode
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 # The providers whose callbacks billing verifies; cash and counter payments come through POST /v1/payments.
 CALLBACK_PROVIDERS = frozenset({"wechat_pay", "alipay", "bank"})
@@ -37,6 +37,8 @@ class BillingSettings(ServiceSettings):
     # for postings still in flight across midnight.
     settlement_interval_s: float = 60.0
     settlement_delay_s: float = 600.0
+    # Accounts settled at once, each in its own transaction (PostgreSQL; SQLite has one writer, so 1).
+    settlement_concurrency: int = Field(4, ge=1, le=64)
 
     @model_validator(mode="after")
     def _known_providers(self) -> BillingSettings:

@@ -49,8 +49,9 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
     async def settle_closed_days() -> None:
         # Safe on every instance: per-account lock, deterministic ids, one settlement row per (account, day).
         if runtime.started:
+            concurrency = 1 if runtime.engine.dialect.name == "sqlite" else settings.settlement_concurrency
             await settle_all(runtime.sessions, runtime.clock, runtime.wake_relay,
-                             timedelta(seconds=settings.settlement_delay_s))
+                             timedelta(seconds=settings.settlement_delay_s), concurrency)
 
     return run_worker(app, settings)
 

@@ -9,6 +9,7 @@ for their meter are rated as soon as one does.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -30,8 +31,13 @@ from billing.core.settlement import close_day
 SETTLEMENT_NAMESPACE = uuid.UUID("5d0c2f4e-7a8b-4c1d-9e2f-3a4b5c6d7e8f")
 
 
-async def settle_all(sessions: Any, clock: Clock, wake_relay: Callable[[], None], delay: timedelta) -> int:
-    """Settle every account's closed days and rate newly payable held readings; returns days settled."""
+async def settle_all(sessions: Any, clock: Clock, wake_relay: Callable[[], None], delay: timedelta,
+                     concurrency: int = 1) -> int:
+    """Settle every account's closed days and rate newly payable held readings; returns days settled.
+
+    Accounts are independent (one transaction and one lock each), so ``concurrency`` of them may be
+    settled at once: a tenant of a hundred thousand accounts closes its day in minutes, not an hour.
+    """
     async with sessions() as session:
         accounts = await store.accounts_of(session)
         held = (await session.execute(select(rating_db.unbilled_readings.c.tenant_id,
@@ -39,10 +45,16 @@ async def settle_all(sessions: Any, clock: Clock, wake_relay: Callable[[], None]
     for tenant, meter_id in held:
         async with sessions() as session, session.begin():
             await rate_released(session, tenant, meter_id, clock.now())
-    settled = 0
-    for tenant, account_id in accounts:
-        async with sessions() as session, session.begin():
-            settled += await settle_account(session, tenant, account_id, clock.now(), delay)
+    queue = iter(accounts)
+
+    async def lane() -> int:  # takes the next account until none is left
+        days = 0
+        for tenant, account_id in queue:
+            async with sessions() as session, session.begin():
+                days += await settle_account(session, tenant, account_id, clock.now(), delay)
+        return days
+
+    settled = sum(await asyncio.gather(*(lane() for _ in range(concurrency))))
     if settled or held:
         wake_relay()
     return settled
@@ -81,15 +93,24 @@ async def settle_account(session: AsyncSession, tenant_id: str, account_id: str,
     previous = await store.settlements(session, tenant_id, account_id, row["settled_through"],
                                        row["settled_through"]) if row["settled_through"] else []
     opening = previous[-1].closing_balance if previous else Decimal(0)
+    if not days:
+        return 0
     tariffs = await store.load_tariffs(session, tenant_id, {link.tariff_id for link in account.links})
+    # A day's own postings belong to that day, so the days can be closed in one pass over the ledger
+    # and written together: every posting of the run first, then the settlements that count them.
+    entries = await store.entries_of_days(session, tenant_id, account_id, days[0], days[-1])
+    postings: list[Any] = []
+    ids: list[uuid.UUID] = []
+    settled = []
     for day in days:
-        closing = close_day(account, tariffs, day, opening,
-                            await store.entries_of_day(session, tenant_id, account_id, day))
-        ids = [_day_id(tenant_id, account_id, day, f"posting-{n}") for n in range(len(closing.postings))]
-        await posting.post(session, tenant_id, account, closing.postings, now, None, ids)
-        await store.emit(session, [store.envelope_of(closing.settlement, tenant_id, account_id, now,
-                                                     _day_id(tenant_id, account_id, day, "settled"))], now)
+        closing = close_day(account, tariffs, day, opening, entries.get(day, []))
+        postings += closing.postings
+        ids += [_day_id(tenant_id, account_id, day, f"posting-{n}") for n in range(len(closing.postings))]
+        settled.append(store.envelope_of(closing.settlement, tenant_id, account_id, now,
+                                         _day_id(tenant_id, account_id, day, "settled")))
         opening = closing.settlement.closing_balance
+    await posting.post(session, tenant_id, account, postings, now, None, ids)
+    await store.emit(session, settled, now)
     return len(days)
 
 

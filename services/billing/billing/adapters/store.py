@@ -137,9 +137,44 @@ def envelope_of(payload: EventPayload, tenant_id: str, key: str, now: datetime, 
 
 async def emit(session: AsyncSession, events: Sequence[Envelope[Any]], now: datetime) -> None:
     """Apply events to the projections and stage them for Kafka, in the caller's transaction."""
-    for event in events:
-        await project(session, event)
+    await project_all(session, events)
     await stage(session, outbox, events, now)
+
+
+async def project_all(session: AsyncSession, events: Sequence[Envelope[Any]]) -> None:
+    """Fold events in order; a run of one account's ledger entries or settlements is written at once.
+
+    A settlement catching up a month posts a fee and a settlement per day: one statement per run
+    instead of three per event keeps a first settlement of thousands of accounts in minutes.
+    """
+    run: list[Envelope[Any]] = []
+    for event in events:
+        if run and _batch_of(run[0]) is not None and _batch_of(run[0]) == _batch_of(event):
+            run.append(event)
+            continue
+        await _project_run(session, run)
+        run = [event]
+    await _project_run(session, run)
+
+
+def _batch_of(event: Envelope[Any]) -> tuple[str, str, str] | None:
+    payload = event.payload
+    if isinstance(payload, LEDGER_TYPES):
+        return "ledger", event.tenant_id, payload.account_id
+    if isinstance(payload, DailySettled):
+        return "settled", event.tenant_id, payload.account_id
+    return None
+
+
+async def _project_run(session: AsyncSession, run: Sequence[Envelope[Any]]) -> None:
+    if not run:
+        return
+    if len(run) == 1:
+        await project(session, run[0])
+    elif isinstance(run[0].payload, DailySettled):
+        await _project_settlements(session, run)
+    else:
+        await _project_ledger(session, run)
 
 
 async def project(session: AsyncSession, event: Envelope[Any]) -> None:
@@ -153,15 +188,9 @@ async def project(session: AsyncSession, event: Envelope[Any]) -> None:
             tenant_id=tenant, event_id=str(event.event_id), tariff_id=payload.tariff_id,
             version_id=payload.version_id, seq=seq, envelope=encode_event(event).decode()))
     elif isinstance(payload, LEDGER_TYPES):
-        await _project_ledger(session, event)
+        await _project_ledger(session, [event])
     elif isinstance(payload, DailySettled):
-        await session.execute(insert(daily_settlements).values(
-            tenant_id=tenant, account_id=payload.account_id, settlement_date=payload.settlement_date,
-            event_id=str(event.event_id), closing_balance=payload.closing_balance,
-            envelope=encode_event(event).decode()))
-        await session.execute(update(account_balances).where(
-            _key(tenant, account_balances, account_id=payload.account_id)).values(
-            settled_through=payload.settlement_date))
+        await _project_settlements(session, [event])
     elif isinstance(payload, BALANCE_EVENTS):
         status = {BalanceLow: BalanceStatus.LOW, BalanceDepleted: BalanceStatus.DEPLETED,
                   BalanceRestored: BalanceStatus.NORMAL}[type(payload)]
@@ -195,26 +224,46 @@ async def _project_account(session: AsyncSession, event: Envelope[Any]) -> None:
             meter_links.c.unlinked_at.is_(None)).values(unlinked_at=payload.unlinked_at))
 
 
-async def _project_ledger(session: AsyncSession, event: Envelope[Any]) -> None:
-    payload, tenant = event.payload, event.tenant_id
+async def _project_ledger(session: AsyncSession, events: Sequence[Envelope[Any]]) -> None:
+    """Entries of one account, in order: appended, and the balance moved by their sum."""
+    tenant, account_id = events[0].tenant_id, events[0].payload.account_id
     # The balance row carries the zone: no refold of the account's events for every entry.
     row = (await session.execute(select(account_balances.c.balance, account_balances.c.time_zone).where(
-        _key(tenant, account_balances, account_id=payload.account_id)))).first()
+        _key(tenant, account_balances, account_id=account_id)))).first()
     if row is None:
-        raise LookupError(f"ledger entry {event.event_id} for unknown account {payload.account_id}")
-    entry = LedgerEntry(event.event_id, event.recorded_at, payload)
-    effect = balance_effect(payload)
-    await session.execute(insert(ledger_entries).values(
-        tenant_id=tenant, event_id=str(event.event_id), account_id=payload.account_id,
-        business_day=business_day(entry, ZoneInfo(row.time_zone)), recorded_at=event.recorded_at,
-        event_type=event.event_type, effect=effect, envelope=encode_event(event).decode()))
+        raise LookupError(f"ledger entry {events[0].event_id} for unknown account {account_id}")
+    zone = ZoneInfo(row.time_zone)
+    entries, keys, total = [], [], Decimal(0)
+    for event in events:
+        payload = event.payload
+        effect = balance_effect(payload)
+        total += effect
+        entries.append({
+            "tenant_id": tenant, "event_id": str(event.event_id), "account_id": account_id,
+            "business_day": business_day(LedgerEntry(event.event_id, event.recorded_at, payload), zone),
+            "recorded_at": event.recorded_at, "event_type": event.event_type, "effect": effect,
+            "envelope": encode_event(event).decode()})
+        if isinstance(payload, PaymentReceived | SubsidyGranted):
+            keys += [{"tenant_id": tenant, "key": key, "event_id": str(event.event_id), "account_id": account_id}
+                     for key in payment_keys_of(payload)]
+    await session.execute(insert(ledger_entries), entries)
     await session.execute(update(account_balances).where(
-        _key(tenant, account_balances, account_id=payload.account_id)).values(
-        balance=row.balance + effect, updated_at=event.recorded_at))
-    if isinstance(payload, PaymentReceived | SubsidyGranted):
-        for key in payment_keys_of(payload):
-            await session.execute(insert(payment_keys).values(tenant_id=tenant, key=key, event_id=str(event.event_id),
-                                                              account_id=payload.account_id))
+        _key(tenant, account_balances, account_id=account_id)).values(
+        balance=row.balance + total, updated_at=events[-1].recorded_at))
+    if keys:
+        await session.execute(insert(payment_keys), keys)
+
+
+async def _project_settlements(session: AsyncSession, events: Sequence[Envelope[Any]]) -> None:
+    """Settled days of one account, oldest first."""
+    tenant, account_id = events[0].tenant_id, events[0].payload.account_id
+    await session.execute(insert(daily_settlements), [{
+        "tenant_id": tenant, "account_id": account_id, "settlement_date": e.payload.settlement_date,
+        "event_id": str(e.event_id), "closing_balance": e.payload.closing_balance,
+        "envelope": encode_event(e).decode()} for e in events])
+    await session.execute(update(account_balances).where(
+        _key(tenant, account_balances, account_id=account_id)).values(
+        settled_through=max(e.payload.settlement_date for e in events)))
 
 
 def payment_keys_of(payload: PaymentReceived | SubsidyGranted) -> list[str]:
@@ -289,13 +338,20 @@ async def balance_of(session: AsyncSession, tenant_id: str, account_id: str) -> 
 
 
 async def entries_of_day(session: AsyncSession, tenant_id: str, account_id: str, day: date) -> list[LedgerEntry]:
-    rows = await session.execute(select(ledger_entries.c.envelope).where(
-        _key(tenant_id, ledger_entries, account_id=account_id, business_day=day)).order_by(
-        ledger_entries.c.recorded_at, ledger_entries.c.event_id))
-    found = []
+    return (await entries_of_days(session, tenant_id, account_id, day, day)).get(day, [])
+
+
+async def entries_of_days(session: AsyncSession, tenant_id: str, account_id: str, first: date,
+                          last: date) -> dict[date, list[LedgerEntry]]:
+    """The account's entries by business day, first..last inclusive, each day in recording order."""
+    rows = await session.execute(select(ledger_entries.c.business_day, ledger_entries.c.envelope).where(
+        _key(tenant_id, ledger_entries, account_id=account_id), ledger_entries.c.business_day >= first,
+        ledger_entries.c.business_day <= last).order_by(
+        ledger_entries.c.business_day, ledger_entries.c.recorded_at, ledger_entries.c.event_id))
+    found: dict[date, list[LedgerEntry]] = {}
     for row in rows:
         event = decoded(row.envelope)
-        found.append(LedgerEntry(event.event_id, event.recorded_at, event.payload))
+        found.setdefault(row.business_day, []).append(LedgerEntry(event.event_id, event.recorded_at, event.payload))
     return found
 
 
