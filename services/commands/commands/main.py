@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,12 +16,17 @@ from fastapi import FastAPI
 
 from commands.adapters import db
 from commands.adapters.http import router
-from commands.app import on_balance_event
+from commands.app import alarm_handler, balance_handler, fire_due, lifecycle_handler, registry_handler, status_handler
 from commands.config import CommandsSettings
 
+log = logging.getLogger("commands")
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEAD_LETTERS = topic_named("amiflow.dlq.commands").name
 BALANCE = topic_named("amiflow.billing.balance").name
+LIFECYCLE = topic_named("amiflow.commands.lifecycle").name
+DEVICE_STATUS = topic_named("amiflow.ingest.device-status").name
+REGISTRY = topic_named("amiflow.registry.devices").name
+ALARMS = topic_named("amiflow.vee.alarms").name
 
 
 def build_runtime(settings: ServiceSettings, role: str) -> ServiceRuntime:
@@ -36,9 +43,27 @@ def api(settings: ServiceSettings) -> FastAPI:
 
 
 def worker(settings: ServiceSettings) -> Callable[[], None]:
-    """Consumes balance events into each account's supply intent."""
-    return worker_app(build_runtime(settings, "worker"),
-                      [Subscription("commands.balance", [BALANCE], on_balance_event)])
+    """Balance states, registry, ingest's replies and read-backs, alarms; and the command timer."""
+    assert isinstance(settings, CommandsSettings)
+    runtime = build_runtime(settings, "worker")
+    clock = runtime.clock
+
+    async def command_timer() -> None:
+        # Every instance may run it: each command moves under its device's lock and only if still due.
+        while True:
+            try:
+                await fire_due(runtime.sessions, runtime.clock, settings, runtime.wake_relay)
+            except Exception:
+                log.exception("command timer pass failed; retrying")
+            await asyncio.sleep(settings.timer_interval_s)
+
+    return worker_app(runtime, [
+        Subscription("commands.balance", [BALANCE], balance_handler(clock, settings)),
+        Subscription("commands.registry", [REGISTRY], registry_handler(clock)),
+        Subscription("commands.lifecycle", [LIFECYCLE], lifecycle_handler(clock, settings)),
+        Subscription("commands.device-status", [DEVICE_STATUS], status_handler(clock, settings)),
+        Subscription("commands.alarms", [ALARMS], alarm_handler(clock, settings)),
+    ], [command_timer])
 
 
 def main(argv: list[str] | None = None) -> int:

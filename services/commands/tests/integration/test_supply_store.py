@@ -7,11 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from amiflow_runtime.config import ServiceSettings
+from amiflow_runtime.clock import FrozenClock
 from amiflow_schemas import new_envelope
 from amiflow_schemas.examples import example_payloads
 from commands.adapters import db
-from commands.app import on_balance_event
+from commands.app import balance_handler
+from commands.config import CommandsSettings
 from commands.core.supply import SupplyIntent
 from commands.main import build_runtime
 
@@ -31,12 +32,14 @@ async def test_restore_after_cut_off_wins_and_a_late_older_cut_off_does_not_undo
     depleted, restored = example_payloads()["BalanceDepleted"], example_payloads()["BalanceRestored"]
     restored = restored.model_copy(update={"account_id": depleted.account_id,
                                            "restored_at": depleted.depleted_at + timedelta(hours=2)})
-    runtime = build_runtime(ServiceSettings(database_url=database_url), "test")
+    settings = CommandsSettings(database_url=database_url)
+    runtime = build_runtime(settings, "test")
+    runtime.clock = FrozenClock(restored.restored_at + timedelta(minutes=1))
     await runtime.migrate()
     try:
         for payload in (depleted, restored, depleted):  # the last one is a late redelivery of old news
             async with runtime.sessions() as session, session.begin():
-                await on_balance_event(session, envelope(payload))
+                await balance_handler(runtime.clock, settings)(session, envelope(payload))
         async with runtime.sessions() as session:
             state = await db.load(session, "t1", depleted.account_id)
     finally:
