@@ -20,6 +20,7 @@ from amiflow_runtime.db import lock_for_transaction
 from amiflow_runtime.outbox import stage
 from amiflow_runtime.pipeline import Handler
 from amiflow_schemas import Envelope
+from amiflow_schemas.events.accounts import LinkReason, MeterLinkedToAccount, MeterUnlinkedFromAccount
 from amiflow_schemas.events.alarms import AlarmRaised
 from amiflow_schemas.events.billing import BalanceDepleted, BalanceRestored
 from amiflow_schemas.events.commands import CommandAcknowledged, CommandExpired, CommandFailed
@@ -36,6 +37,8 @@ from commands.core.confirmation import acknowledge, confirm_from_status, record_
 from commands.core.cutoff import DeviceContext, SupplySituation, carry_out, decide_on_balance
 from commands.core.devices import observe_status
 from commands.core.intake import Accepted
+from commands.core.model import derived_command_id
+from commands.core.operations import OperationContext, OperationPlan, account_opened, move_out
 from commands.core.timers import on_timer
 from commands.desk import PRODUCER, Desk, lock_devices
 
@@ -134,6 +137,46 @@ def status_handler(clock: Clock, settings: CommandsSettings) -> Handler:
             current = await store.load(session, tenant, command.command_id)  # an earlier step may have moved it
             if current is not None and current.is_open:
                 await desk.take([confirm_from_status(current, payload, envelope.event_id, now, settings.lifecycle)])
+        return desk.envelopes()
+
+    return handle
+
+
+def account_handler(clock: Clock, settings: CommandsSettings) -> Handler:
+    """Billing's MeterLinkedToAccount (connected) / MeterUnlinkedFromAccount (move-out) → the service
+    operation's commands: supply opened for the new customer; a final read, then closed, on moving out."""
+
+    async def handle(session: AsyncSession, envelope: Envelope[Any]) -> Sequence[Envelope[Any]]:
+        payload = envelope.payload
+        connected = isinstance(payload, MeterLinkedToAccount) and payload.reason is LinkReason.CONNECTED
+        moved_out = isinstance(payload, MeterUnlinkedFromAccount) and payload.reason is LinkReason.MOVE_OUT
+        if not connected and not moved_out:
+            return []  # room changes and meter swaps keep the supply as it is
+        tenant, now = envelope.tenant_id, clock.now()
+        found = await store.policy(session, tenant)
+        policy = found[0] if found else settings.default_policy
+        if (connected and not policy.open_on_connect) or (moved_out and not policy.close_on_move_out):
+            return []
+        await lock_devices(session, tenant, [payload.meter_id])
+        device = await store.device(session, tenant, payload.meter_id)
+        if device is None:
+            log.warning("account %s: meter %s is not in the registry; no %s commands", payload.account_id,
+                        payload.meter_id, "opening" if connected else "move-out")
+            return []
+        context = OperationContext(operation_id=derived_command_id(envelope.event_id, "operation"),
+                                   requested_by=PRODUCER, note=f"billing {envelope.event_type} of account "
+                                                               f"{payload.account_id}",
+                                   now=now, ttl=policy.command_ttl, account_id=payload.account_id)
+        plan: OperationPlan = account_opened([device], context, policy.relay_restore) if connected \
+            else move_out([device], context)
+        for device_id, why in plan.skipped:
+            log.info("account %s: %s: %s", payload.account_id, device_id, why)
+        desk = Desk(session, tenant, settings.lifecycle, now, envelope)
+        for step in plan.requests:
+            result = await desk.submit(step)
+            if not isinstance(result, Accepted):
+                log.warning("account %s: %s on %s refused: %s", payload.account_id, step.kind.value,
+                            step.device_id, result.message)
         return desk.envelopes()
 
     return handle

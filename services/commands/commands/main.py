@@ -16,7 +16,15 @@ from fastapi import FastAPI
 
 from commands.adapters import db
 from commands.adapters.http import router
-from commands.app import alarm_handler, balance_handler, fire_due, lifecycle_handler, registry_handler, status_handler
+from commands.app import (
+    account_handler,
+    alarm_handler,
+    balance_handler,
+    fire_due,
+    lifecycle_handler,
+    registry_handler,
+    status_handler,
+)
 from commands.config import CommandsSettings
 
 log = logging.getLogger("commands")
@@ -27,6 +35,7 @@ LIFECYCLE = topic_named("amiflow.commands.lifecycle").name
 DEVICE_STATUS = topic_named("amiflow.ingest.device-status").name
 REGISTRY = topic_named("amiflow.registry.devices").name
 ALARMS = topic_named("amiflow.vee.alarms").name
+ACCOUNTS = topic_named("amiflow.billing.ledger").name
 
 
 def build_runtime(settings: ServiceSettings, role: str) -> ServiceRuntime:
@@ -63,6 +72,7 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
         Subscription("commands.lifecycle", [LIFECYCLE], lifecycle_handler(clock, settings)),
         Subscription("commands.device-status", [DEVICE_STATUS], status_handler(clock, settings)),
         Subscription("commands.alarms", [ALARMS], alarm_handler(clock, settings)),
+        Subscription("commands.accounts", [ACCOUNTS], account_handler(clock, settings)),
     ], [command_timer])
 
 

@@ -71,6 +71,10 @@ class CutOffPolicy(Configuration):
     working_days: frozenset[date] = frozenset()  # weekend dates made working days (调休) lift quiet_weekdays
     min_cut_off_interval: timedelta = timedelta(0)  # per device, from the last cut-off sent
     restore_on_balance_restored: bool = True
+    # Billing's account events as service operations: a meter connected to a new account is opened
+    # (valve open / relay close allowed); a meter unlinked on move-out gets a final read, then is closed.
+    open_on_connect: bool = True
+    close_on_move_out: bool = True
     relay_restore: CommandKind = CommandKind.RELAY_CLOSE_ALLOWED  # or relay_close_direct
     command_ttl: timedelta = timedelta(days=2)  # from the send time to expiry
 

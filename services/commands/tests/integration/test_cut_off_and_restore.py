@@ -14,6 +14,7 @@ import pytest
 from amiflow_runtime.clock import FrozenClock
 from amiflow_runtime.outbox import stage
 from amiflow_schemas import decode_event, new_envelope
+from amiflow_schemas.events.accounts import LinkReason, MeterLinkedToAccount, MeterUnlinkedFromAccount
 from amiflow_schemas.events.billing import AccountMeter, BalanceDepleted, BalanceRestored
 from amiflow_schemas.events.commands import CommandAcknowledged
 from amiflow_schemas.events.devices import DeviceStatusReported
@@ -21,7 +22,7 @@ from amiflow_schemas.events.registry import MeterDefined
 from amiflow_schemas.examples import example_payloads
 from amiflow_schemas.primitives import RelayState, Unit, Utility
 from commands.adapters import db, store
-from commands.app import balance_handler, fire_due, lifecycle_handler, registry_handler, status_handler
+from commands.app import account_handler, balance_handler, fire_due, lifecycle_handler, registry_handler, status_handler
 from commands.config import CommandsSettings
 from commands.core.model import CommandState
 from commands.core.policy import CutOffPolicy, QuietWindow, Weekday
@@ -193,3 +194,29 @@ async def test_a_quiet_window_cut_off_goes_out_when_it_ends_and_an_unconfirmed_o
     [escalated] = await worker.staged("CommandEscalated")
     assert (failed.reason.value, escalated.outcome.value) == ("no_read_back", "failed")
     assert (await worker.command(sent.command_id)).state is CommandState.FAILED
+
+
+async def test_billing_account_events_open_supply_for_a_new_customer_and_read_then_close_on_move_out(
+        worker: Worker) -> None:
+    now = worker.runtime.clock.now()
+    await worker.deliver(account_handler(worker.runtime.clock, worker.settings), MeterLinkedToAccount(
+        account_id="ACC-2", meter_id=WATER, utility=Utility.WATER, tariff_id="water", linked_at=now,
+        reason=LinkReason.CONNECTED, previous_account_id=None), "ACC-2")
+    [opened] = await worker.staged("ValveCommandIssued")
+    assert (opened.device_id, opened.action.value, opened.reason.value) == (WATER, "open", "account_opened")
+
+    worker.at(now + timedelta(days=30))
+    await worker.deliver(account_handler(worker.runtime.clock, worker.settings), MeterUnlinkedFromAccount(
+        account_id="ACC-2", meter_id=WATER, utility=Utility.WATER, unlinked_at=worker.runtime.clock.now(),
+        reason=LinkReason.MOVE_OUT, next_account_id=None), "ACC-2")
+    requested = await worker.staged("CommandRequested")
+    read, close = requested[-2:]
+    assert (read.kind.value, close.kind.value, close.after_command_id) == ("read_now", "valve_close",
+                                                                           read.command_id)
+    assert [d.kind.value for d in await worker.staged("CommandDispatched")][-1] == "read_now"  # the close waits
+    await worker.deliver(lifecycle_handler(worker.runtime.clock, worker.settings), CommandAcknowledged(
+        command_id=read.command_id, device_id=WATER, acknowledged_at=worker.runtime.clock.now(), attempt=1,
+        gateway_id="DTU-1", reported_valve_state=None, reply_hex=None), WATER, producer="ingest")
+    assert (await worker.command(read.command_id)).state is CommandState.CONFIRMED  # completed: the read came
+    issued = await worker.staged("ValveCommandIssued")
+    assert [(i.action.value, i.command_id) for i in issued][-1] == ("close", close.command_id)
