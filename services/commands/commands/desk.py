@@ -80,13 +80,14 @@ class Desk:
 
     async def submit(self, requested: CommandRequested) -> Accepted | Refusal:
         """A request from the console, a rule or an operation: accepted (or the key's first command) or refused."""
+        known = await store.load(self.session, self.tenant_id, requested.command_id)
+        if known is not None:  # the same derived id asked before (a redelivered cause, a repeated operation)
+            return Accepted(known, (), duplicate=True)
         accepted = submit(self.tenant_id, requested,
                           await store.device(self.session, self.tenant_id, requested.device_id),
                           await store.open_of(self.session, self.tenant_id, requested.device_id),
                           await store.by_key(self.session, self.tenant_id, requested.idempotency_key), self.now)
         if isinstance(accepted, Accepted) and not accepted.duplicate:
-            if await store.load(self.session, self.tenant_id, requested.command_id) is not None:
-                return Accepted(accepted.command, (), duplicate=True)  # the same derived id asked before
             await self.take(accepted.transitions)
             accepted = Accepted(await store.load(self.session, self.tenant_id, requested.command_id)
                                 or accepted.command, accepted.transitions)

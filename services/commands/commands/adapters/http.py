@@ -1,4 +1,5 @@
-"""Commands' read API (the command console and lifecycle arrive with the remote-control issue)."""
+"""Commands' API: the account supply intents, and the operator console (commands, batches, configuration,
+proposals, service operations), each in its own module and served under /v1."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from amiflow_runtime.http import RuntimeDep, Tenant
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
-from commands.adapters import db
+from commands.adapters import (
+    batch_http,
+    commands_http,
+    configuration_http,
+    db,
+    operations_http,
+    proposals_http,
+)
 
 
 class AccountSupplyView(BaseModel):
@@ -33,3 +41,7 @@ async def account_supply(account_id: str, runtime: RuntimeDep, tenant: Tenant) -
         raise HTTPException(404, detail=f"no balance state of account {account_id} has reached commands")
     return AccountSupplyView(account_id=state.account_id, intent=state.intent.value, since=state.since,
                              meter_ids=list(state.meter_ids))
+
+
+for console in (batch_http, commands_http, configuration_http, proposals_http, operations_http):
+    router.include_router(console.router)

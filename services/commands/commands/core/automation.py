@@ -73,6 +73,8 @@ class AutomationRule(Configuration):
     def _positive_ttl(self) -> Self:
         if self.ttl <= timedelta(0):
             raise ValueError("ttl must be positive")
+        if self.action is CommandKind.SET_PARAMETER:  # a rule names no parameter to write
+            raise ValueError("an automation rule cannot set a parameter")
         return self
 
 
