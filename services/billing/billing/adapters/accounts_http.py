@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.http import RuntimeDep, Tenant, validated
 from amiflow_schemas.events.accounts import AccountSettings, CustomerKind, ExemptionWindow, LinkReason
 from amiflow_schemas.events.billing import DailySettled
 from amiflow_schemas.primitives import Identifier, NonNegativeDecimal, PositiveDecimal, Utility
@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from billing import operations
-from billing.adapters.web import answering_refusals, billing_settings, refusal_docs, validated
+from billing.adapters.web import answering_refusals, billing_settings, refusal_docs
 from billing.core.accounts import Account
 from billing.operations import Refusal, as_money
 

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.http import RuntimeDep, Tenant, validated
 from amiflow_runtime.logs import log_context
 from amiflow_schemas import Envelope
 from amiflow_schemas.events.billing import PaymentChannel
@@ -19,7 +19,7 @@ from fastapi import APIRouter, Header, HTTPException, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from billing import operations
-from billing.adapters.web import answering_refusals, billing_settings, refusal_docs, validated
+from billing.adapters.web import answering_refusals, billing_settings, refusal_docs
 from billing.core.payments import verify_callback
 from billing.operations import BatchOrder, LineStatus, Refusal
 

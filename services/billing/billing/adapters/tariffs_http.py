@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.http import RuntimeDep, Tenant, validated
 from amiflow_schemas.events.tariffs import RecurringCharge, RegisterPrice, TariffPublished, TariffTier, TierPeriod
 from amiflow_schemas.primitives import Identifier, NonNegativeDecimal, Text, Unit, Utility
 from fastapi import APIRouter, HTTPException
@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from billing import operations
 from billing.adapters import queries, store
-from billing.adapters.web import answering_refusals, billing_settings, refusal_docs, validated
+from billing.adapters.web import answering_refusals, billing_settings, refusal_docs
 from billing.core.tariffs import Tariff
 from billing.operations import Refusal
 

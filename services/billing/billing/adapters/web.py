@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from amiflow_runtime.config import ServiceSettings
 from fastapi import HTTPException
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 
 from billing.config import BillingSettings
 from billing.operations import Refusal, Refused
@@ -46,15 +44,6 @@ def answering_refusals() -> Iterator[None]:
         yield
     except Refused as exc:
         raise refused(exc) from None
-
-
-def validated(build: Callable[[], T], *location: str) -> T:
-    """Build a domain value from a request; its validation errors answer 422 like FastAPI's own."""
-    try:
-        return build()
-    except ValidationError as exc:
-        errors = [{**error, "loc": (*location, *error["loc"])} for error in exc.errors()]
-        raise RequestValidationError(errors) from None
 
 
 def language_of(lang: str | None, accept_language: str | None) -> Language:

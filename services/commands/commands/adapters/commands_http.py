@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
-from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.http import RuntimeDep, Tenant, validated
 from amiflow_schemas.events.commands import (
     CancelReason,
     CommandKind,
@@ -36,7 +36,6 @@ from commands.adapters.web import (
     refusal_docs,
     refused,
     submitted_view,
-    validated,
 )
 from commands.core.lifecycle import cancel
 from commands.core.model import CommandState, Refusal, RefusalCode, derived_command_id

@@ -11,14 +11,14 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from amiflow_runtime.db import lock_for_transaction
-from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.http import RuntimeDep, Tenant, validated
 from amiflow_schemas.events.commands import CommandKind
 from amiflow_schemas.primitives import Identifier, Text
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict
 
 from commands.adapters import queries, store
-from commands.adapters.web import commands_settings, problem, refusal_docs, validated
+from commands.adapters.web import commands_settings, problem, refusal_docs
 from commands.core.automation import AutomationRule
 from commands.core.policy import AccountExemption, CutOffPolicy, next_allowed_instant
 

@@ -3,7 +3,7 @@ transaction every command write runs in (device locks, a Desk, the outbox)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -21,8 +21,7 @@ from amiflow_schemas.events.commands import (
     ScheduleHold,
 )
 from fastapi import HTTPException
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from commands.adapters import db, store
 from commands.config import CommandsSettings
@@ -51,15 +50,6 @@ def problem(status: int, code: str, reason: str) -> HTTPException:
 def refused(refusal: Refusal) -> HTTPException:
     """The core's refusal as an HTTP answer: 404 unknown device, 409 wrong state, 422 otherwise."""
     return problem(STATUS[refusal.code], refusal.code.value, refusal.message)
-
-
-def validated(build: Callable[[], T], *location: str) -> T:
-    """Build a core value from a request; its validation errors answer 422 like FastAPI's own."""
-    try:
-        return build()
-    except ValidationError as exc:
-        errors = [{**error, "loc": (*location, *error["loc"])} for error in exc.errors()]
-        raise RequestValidationError(errors) from None
 
 
 def commands_settings(settings: ServiceSettings) -> CommandsSettings:
