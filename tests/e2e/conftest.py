@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -31,6 +31,8 @@ class Platform:
     bootstrap: str
     log_file: Path
     process: subprocess.Popen[bytes]
+    # The environment `amiflow up` runs with: every port (INGEST_GATEWAY_PORT, …) and database URL.
+    env: dict[str, str] = field(default_factory=dict)
 
     def logs(self) -> str:
         return self.log_file.read_text(errors="replace")
@@ -73,7 +75,7 @@ def platform(kafka_bootstrap: str, postgres_admin_url: str, tmp_path_factory: py
     with open(log_file, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "amiflow_runtime.cli", "up"], env=env, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
-    running = Platform(api, ops, kafka_bootstrap, log_file, process)
+    running = Platform(api, ops, kafka_bootstrap, log_file, process, env)
     try:
         _wait_ready(running)
         yield running
