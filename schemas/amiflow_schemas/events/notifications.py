@@ -30,6 +30,11 @@ class NotificationTemplate(StrEnum):
     ALARM_RAISED = "alarm_raised"
     COMMAND_FAILED = "command_failed"
     BILL_ISSUED = "bill_issued"
+    # Additions within v1 (a consumer that does not know one keeps the raw value in its logs):
+    LOW_BALANCE_REMINDER = "low_balance_reminder"  # daily while an account stays low
+    PAYMENT_RECEIPT = "payment_receipt"
+    ALARM_CLEARED = "alarm_cleared"
+    ALARM_DIGEST = "alarm_digest"  # many operator alarms at once, in one message
 
 
 # Ledgers keep events for years: the event names the contact, never stores its full address.

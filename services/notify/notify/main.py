@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import httpx
 from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.process import api_app, service_main, worker_app
 from amiflow_runtime.service import ServiceRuntime, Subscription
@@ -14,13 +18,17 @@ from fastapi import FastAPI
 
 from notify.adapters import db
 from notify.adapters.http import router
-from notify.app import trigger_handler
+from notify.app import gather_digests, notification_handler, send_reminders
 from notify.config import NotifySettings
+from notify.core.model import Notification
+from notify.delivery import Deliverer
 
+log = logging.getLogger("notify")
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEAD_LETTERS = topic_named("amiflow.dlq.notify").name
 SOURCES = [topic_named(name).name for name in
            ("amiflow.billing.balance", "amiflow.billing.ledger", "amiflow.vee.alarms", "amiflow.commands.lifecycle")]
+REMINDER_INTERVAL_S = 60.0
 
 
 def build_runtime(settings: ServiceSettings, role: str) -> ServiceRuntime:
@@ -37,9 +45,50 @@ def api(settings: ServiceSettings) -> FastAPI:
 
 
 def worker(settings: ServiceSettings) -> Callable[[], None]:
-    """Consumes the events that call for notifications."""
+    """Plans notifications from events, and delivers them: the delivery loop, reminders and digests."""
+    assert isinstance(settings, NotifySettings)
     runtime = build_runtime(settings, "worker")
-    return worker_app(runtime, [Subscription("notify.triggers", SOURCES, trigger_handler(runtime.clock))])
+
+    async def deliveries() -> None:
+        async with httpx.AsyncClient() as http:
+            deliverer = Deliverer(runtime, settings, http, dead_letter=_dead_letter(runtime))
+            while True:
+                try:
+                    await gather_digests(runtime.sessions, runtime.clock, settings)
+                    busy = await deliverer.deliver_due()
+                except Exception:
+                    log.exception("delivery pass failed; retrying")
+                    busy = 0
+                if not busy:
+                    await asyncio.sleep(settings.delivery_interval_s)
+
+    async def reminders() -> None:
+        while True:
+            try:
+                await send_reminders(runtime.sessions, runtime.clock, settings)
+            except Exception:
+                log.exception("reminder pass failed; retrying")
+            await asyncio.sleep(REMINDER_INTERVAL_S)
+
+    handler = notification_handler(runtime.clock, settings)
+    return worker_app(runtime, [Subscription("notify.triggers", SOURCES, handler)], [deliveries, reminders])
+
+
+def _dead_letter(runtime: ServiceRuntime) -> Callable[[Notification, str], Awaitable[None]]:
+    async def dead_letter(notification: Notification, reason: str) -> None:
+        # The log keeps the notification as "dead" with the reason; the dead-letter topic tells operators.
+        assert runtime.producer is not None
+        record = {"notification_id": str(notification.notification_id), "tenant_id": notification.tenant_id,
+                  "topic": notification.topic.value, "channel": notification.recipient.channel.value,
+                  "recipient_id": notification.recipient.recipient_id, "reason": reason}
+        await runtime.producer.send_and_wait(DEAD_LETTERS, json.dumps(record).encode(),
+                                             key=notification.recipient.recipient_id.encode(),
+                                             headers=[("dlq.reason", reason.encode()[:1000]),
+                                                      ("dlq.kind", b"delivery_failed"),
+                                                      ("dlq.consumer", b"notify.delivery"),
+                                                      ("dlq.failed_at", runtime.clock.now().isoformat().encode())])
+
+    return dead_letter
 
 
 def main(argv: list[str] | None = None) -> int:

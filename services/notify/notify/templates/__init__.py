@@ -1,0 +1,1 @@
+"""Notify's Jinja2 templates (package data: ``*.j2``), read by ``notify.core.templates``."""
