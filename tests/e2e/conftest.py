@@ -71,6 +71,7 @@ def platform(kafka_bootstrap: str, postgres_admin_url: str, tmp_path_factory: py
         api[service] = f"http://127.0.0.1:{env[f'{prefix}_API_PORT']}"
         ops[service] = f"http://127.0.0.1:{env[f'{prefix}_OPS_PORT']}"
     env["INGEST_GATEWAY_PORT"] = str(free_port())
+    env["AMIFLOW_MAILBOX_PORT"] = str(free_port())
     log_file = folder / "amiflow-up.log"
     with open(log_file, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "amiflow_runtime.cli", "up"], env=env, stdout=out,

@@ -37,6 +37,7 @@ from amiflow_runtime.paths import project_root
 SERVICES = ("ingest", "vee", "billing", "commands", "notify")
 ROLES = ("api", "worker")
 DEFAULT_API_PORTS = {"ingest": 8001, "vee": 8002, "billing": 8003, "commands": 8004, "notify": 8005}
+DEFAULT_MAILBOX_PORT = 2525  # `up`'s local mailbox for the demo tenant's e-mail
 DEFAULT_GATEWAY_PORT = 9100
 OPS_PORT_OFFSET = 100
 STOP_TIMEOUT_S = 20.0
@@ -309,6 +310,9 @@ def banner(services: Sequence[str], bootstrap: str, folder: Path) -> str:
     if "ingest" in services:
         gateway = _env_int("INGEST_GATEWAY_PORT", DEFAULT_GATEWAY_PORT)
         lines.append(f"  DTU gateway      tcp://127.0.0.1:{gateway}")
+    if "notify" in services and "NOTIFY_TENANT_CHANNELS" not in os.environ:
+        lines.append(f"  demo mailbox     smtp://127.0.0.1:{_env_int('AMIFLOW_MAILBOX_PORT', DEFAULT_MAILBOX_PORT)}"
+                     f"   mail kept in {folder / 'mailbox'}")
     lines += [f"  Kafka bootstrap  {bootstrap}", f"  data dir         {folder}",
               "  Ctrl-C stops everything", ""]
     return "\n".join(lines)
@@ -351,6 +355,15 @@ def _bring_up(args: argparse.Namespace, sup: Supervisor, broker: LocalKafka | No
     _, created = ensure_registry_topics(wait=True)
     sup.say(f"amiflow: topics ready on {bootstrap} ({len(created)} created)")
     env = child_env(folder)
+    if "notify" in args.services and "NOTIFY_TENANT_CHANNELS" not in env:
+        # No mail relay named: the demo tenant's e-mail goes to a local mailbox, one .eml file per message.
+        port = _env_int("AMIFLOW_MAILBOX_PORT", DEFAULT_MAILBOX_PORT)
+        tenant = env.get("AMIFLOW_DEFAULT_TENANT", "demo")
+        env["NOTIFY_TENANT_CHANNELS"] = json.dumps({tenant: {"email": {
+            "host": "127.0.0.1", "port": port, "security": "none", "from_address": "notify@amiflow.localhost",
+            "from_name": "amiflow"}}})
+        sup.spawn("mailbox", [sys.executable, "-m", "notify.mailbox", "--port", str(port),
+                              "--dir", str(folder / "mailbox")], env)
     for svc in args.services:
         for role in ROLES:
             sup.spawn(f"{svc}-{role}", [sys.executable, "-m", f"{svc}.main", role], env)
