@@ -135,14 +135,16 @@ def _swap(feed: Feed, swap: datetime) -> None:
     feed.registry.append(defined.model_copy(update={"meter": new, "device_key": new_key, "revision": 1}))
 
 
-async def publish(bootstrap: str, feed: Feed) -> None:
+async def publish(bootstrap: str, feed: Feed, database_url: str) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=20)
     await producer.start()
     try:
         for payload in feed.registry:
             await _send(producer, "amiflow.registry.devices", payload, feed.tenant, payload.device_key, T0)
         await producer.flush()
-        await asyncio.sleep(3)  # the registry first, as in the field
+        # The registry first, as in the field: every meter known, OLD's removal included (two device keys
+        # are two partitions, so NEW's registration may be read before OLD's removal).
+        await registry_known(database_url, feed)
         for meter_id, at, value in feed.readings:
             reading = ReadingReceived.model_validate({
                 "meter_id": meter_id, "utility": "water", "measured_at": at, "source": "dtu", "gateway_id": "DTU-1",
@@ -156,6 +158,23 @@ async def _send(producer: AIOKafkaProducer, topic: str, payload: Any, tenant: st
     envelope = new_envelope(payload, event_id=uuid.uuid4(), tenant_id=tenant, key=key, occurred_at=at,
                             recorded_at=at, producer="test")
     await producer.send(topic, encode_event(envelope), key=key.encode(), headers=envelope_headers(envelope))
+
+
+async def registry_known(database_url: str, feed: Feed) -> None:
+    app = api(VeeSettings(database_url=database_url))
+    runtime = app.state.runtime
+    await runtime.migrate()
+    wanted = {e.meter.meter_id: e.meter.status for e in feed.registry}  # each meter's last registry state
+    try:
+        for _ in range(240):
+            async with runtime.sessions() as session:
+                known = {m: await registry_db.meter_state(session, feed.tenant, m) for m in wanted}
+            if all(state is not None and state.status is wanted[m] for m, state in known.items()):
+                return
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"VEE did not learn the registry: {known}")
+    finally:
+        await runtime.engine.dispose()
 
 
 async def configure_district(database_url: str, tenant: str) -> None:
@@ -244,7 +263,7 @@ def test_the_representative_scenarios_come_out_of_kafka_as_the_spec_says(
         worker = subprocess.Popen([sys.executable, "-m", "vee.main", "worker"], env=env, stdout=log,
                                   stderr=subprocess.STDOUT)
     try:
-        asyncio.run(publish(kafka_bootstrap, feed))
+        asyncio.run(publish(kafka_bootstrap, feed, database_url))
         asyncio.run(configure_district(database_url, tenant))
         seen = Outcome(asyncio.run(collect(kafka_bootstrap, tenant, complete)))
     finally:
