@@ -18,6 +18,10 @@ class NotifySettings(ServiceSettings):
     service_name: ClassVar[str] = "notify"
     default_api_port: ClassVar[int] = 8005
 
+    # The Kafka consumer group (and inbox name) of the trigger consumer. Workers of one deployment share it;
+    # a worker with a database of its own on the same broker (a test, a rehearsal) needs its own, or the
+    # two split the partitions and each misses the other's events. Changing it re-reads the topics.
+    consumer_group: str = Field("notify.triggers", min_length=1, max_length=128)
     # Each tenant's e-mail (SMTP), SMS and WeChat providers as JSON (see README); webhooks need none.
     tenant_channels: dict[str, TenantChannels] = {}
     # The SMS and WeChat providers' template ids per tenant, channel and topic:

@@ -71,7 +71,7 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
             await asyncio.sleep(REMINDER_INTERVAL_S)
 
     handler = notification_handler(runtime.clock, settings)
-    return worker_app(runtime, [Subscription("notify.triggers", SOURCES, handler)], [deliveries, reminders])
+    return worker_app(runtime, [Subscription(settings.consumer_group, SOURCES, handler)], [deliveries, reminders])
 
 
 def _dead_letter(runtime: ServiceRuntime) -> Callable[[Notification, str], Awaitable[None]]:

@@ -72,8 +72,12 @@ def port_open(host: str, port: int) -> bool:
 
 
 def _cluster_id() -> str:
-    # KRaft wants a 22-character URL-safe base64 UUID.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # KRaft wants a 22-character URL-safe base64 UUID. One in 64 starts with "-", which the storage
+    # tool's argument parser takes for an option: draw again (Kafka's own random_uuid does the same).
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
 
 
 def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
