@@ -103,10 +103,11 @@ def scenarios(feed: Feed) -> None:
     # T7: OLD comes off at noon with 8518.0, NEW goes on with 3.0 and reads 12.0 the next midnight.
     swap = T0 + 11 * D + 12 * H
     feed.meter("OLD", schedule=DAILY, dials=5)
+    _swap(feed, swap)
+    # Two meters are two Kafka keys: NEW's first read goes out before OLD's last ones, and still spans the swap.
+    feed.read("NEW", T0 + 12 * D, "12.0")
     feed.read("OLD", T0 + 10 * D, "8500.0")
     feed.read("OLD", T0 + 11 * D, "8512.0")
-    _swap(feed, swap)
-    feed.read("NEW", T0 + 12 * D, "12.0")
     # T13: water in every hour of a day.
     feed.meter("LEAK")
     litres = Decimal(120000)
@@ -245,7 +246,7 @@ def complete(events: list[Any]) -> bool:
     seen = Outcome(events)
     return (len(seen.versions("GAP", T0 + 20 * D + 2 * H)) >= 2 and seen.latest("LONG", T0 + 22 * D + 12 * H)
             is not None and seen.latest("ROLL", T0 + 13 * D) is not None and seen.latest("NEW", T0 + 12 * D)
-            is not None and bool(seen.raised("continuous_flow", "LEAK"))
+            is not None and seen.latest("NEW", T0 + 12 * D).previous_measured_at == T0 + 11 * D and bool(seen.raised("continuous_flow", "LEAK"))
             and bool(seen.raised("district_imbalance", "DMA-E2E")))
 
 

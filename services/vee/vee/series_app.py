@@ -50,9 +50,17 @@ def read_grid_of(meter: MeterState) -> tuple[timedelta, timedelta]:
     return interval, poll_offset(meter.meter_id, jitter) % interval
 
 
+async def lock_series(session: AsyncSession, tenant_id: str, meter_id: str) -> None:
+    """Serialise the transactions of a meter and of its metering point: the old and the new meter of a
+    swap have two Kafka keys (two partitions, two consumers) but one series."""
+    await lock_for_transaction(session, tenant_id, "meter", meter_id)  # the registry handler takes this one too
+    await lock_for_transaction(session, tenant_id, "series", await registry_db.series_of(session, tenant_id, meter_id))
+
+
 async def context_of(session: AsyncSession, tenant_id: str, meter_id: str, zones: Zones) -> MeterContext | None:
-    """The metering point of a meter: the meter and the ones it replaced, oldest first."""
-    chain = await registry_db.replacement_chain(session, tenant_id, meter_id)
+    """The metering point of a meter: the meter in place and the ones it replaced, oldest first."""
+    newest = await registry_db.newest_of(session, tenant_id, meter_id)
+    chain = await registry_db.replacement_chain(session, tenant_id, newest)
     if not chain:
         return None
     meter = chain[-1]
@@ -63,7 +71,7 @@ async def context_of(session: AsyncSession, tenant_id: str, meter_id: str, zones
 
 async def series_of_meter(session: AsyncSession, tenant_id: str, meter_id: str,
                          zones: Zones) -> tuple[MeterContext, MeterSeries, bool] | None:
-    await lock_for_transaction(session, tenant_id, "meter", meter_id)
+    await lock_series(session, tenant_id, meter_id)
     context = await context_of(session, tenant_id, meter_id, zones)
     if context is None:
         return None
@@ -126,7 +134,7 @@ def series_handler(clock: Clock, zones: Zones) -> Handler:
             return []
         received: ReadingReceived = envelope.payload
         now = clock.now()
-        await lock_for_transaction(session, envelope.tenant_id, "meter", received.meter_id)
+        await lock_series(session, envelope.tenant_id, received.meter_id)
         context = await context_of(session, envelope.tenant_id, received.meter_id, zones)
         if context is None:
             return await _unknown_meter(session, envelope, received, now)

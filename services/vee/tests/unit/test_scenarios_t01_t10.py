@@ -174,3 +174,17 @@ def test_t10_sum_check_within_two_multipliers_and_scaling_to_the_register():
     assert scaled[0] == Decimal("1.23") and sum(scaled) == Decimal("24.6")
     only_estimates = scale_to_register([Decimal("20.0"), Decimal("1.0")], [False, True], Decimal("24.6"))
     assert only_estimates == (Decimal("20.0"), Decimal("4.6"))
+
+
+def test_t07_the_old_meters_reads_arriving_after_the_new_ones_still_span_the_swap(meter):
+    # Two meters, two Kafka keys: the new meter's first read may be validated before the old one's last.
+    swap = T0 + D + 12 * H
+    old = MeterDevice(meter_id="OLD", multiplier=Decimal(1), removed_at=swap, removal_reading=Decimal("8518.0"))
+    new = MeterDevice(meter_id="NEW", multiplier=Decimal(1), installed_at=swap, installation_reading=Decimal("3.0"))
+    m = meter(D, devices=[old, new])
+    m.read(T0 + 2 * D, "12.0", meter_id="NEW")
+    m.read(T0, "8500.0", meter_id="OLD")
+    m.read(T0 + D, "8512.0", meter_id="OLD")
+    across = m.point(T0 + 2 * D)
+    assert (across.status, across.consumption, across.meter_id) == (ValidationStatus.ACTUAL, Decimal("15.0"), "NEW")
+    assert across.previous_at == T0 + D

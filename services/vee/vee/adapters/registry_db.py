@@ -66,6 +66,25 @@ async def replacement_chain(session: AsyncSession, tenant_id: str, meter_id: str
     return chain
 
 
+async def newest_of(session: AsyncSession, tenant_id: str, meter_id: str) -> str:
+    """The meter now in place at a meter's metering point: its successors followed while the registry knows them.
+
+    A removed meter's late reading belongs to the same series as its successor's, and must be validated
+    with the whole chain: the successor's first interval spans the swap.
+    """
+    current = meter_id
+    for _ in range(MAX_SWAPS):
+        state = await meter_state(session, tenant_id, current)
+        successor = state.removal.replaced_by_meter_id if state is not None and state.removal else None
+        if successor is None:
+            break
+        following = await meter_state(session, tenant_id, successor)
+        if following is None or following.replaces_meter_id != current:
+            break  # the successor is not known yet (or names another predecessor)
+        current = successor
+    return current
+
+
 async def series_of(session: AsyncSession, tenant_id: str, meter_id: str) -> str:
     """The metering point a meter reads into: the first meter of its replacement chain."""
     chain = await replacement_chain(session, tenant_id, meter_id)
