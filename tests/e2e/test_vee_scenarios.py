@@ -244,9 +244,10 @@ class Outcome:
 
 def complete(events: list[Any]) -> bool:
     seen = Outcome(events)
+    across = seen.latest("NEW", T0 + 12 * D)  # its last version spans the swap, whatever came first
     return (len(seen.versions("GAP", T0 + 20 * D + 2 * H)) >= 2 and seen.latest("LONG", T0 + 22 * D + 12 * H)
-            is not None and seen.latest("ROLL", T0 + 13 * D) is not None and seen.latest("NEW", T0 + 12 * D)
-            is not None and seen.latest("NEW", T0 + 12 * D).previous_measured_at == T0 + 11 * D and bool(seen.raised("continuous_flow", "LEAK"))
+            is not None and seen.latest("ROLL", T0 + 13 * D) is not None and across is not None
+            and across.previous_measured_at == T0 + 11 * D and bool(seen.raised("continuous_flow", "LEAK"))
             and bool(seen.raised("district_imbalance", "DMA-E2E")))
 
 
