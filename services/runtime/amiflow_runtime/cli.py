@@ -319,12 +319,15 @@ def banner(services: Sequence[str], bootstrap: str, folder: Path) -> str:
 
 
 def simulator_command(meters: int) -> list[str]:
-    """The fleet simulator for `up --simulate N`: N meters on one DTU per 20, registered through the API."""
+    """The fleet simulator for `up --simulate N`: N meters on one DTU per 20, registered through the API,
+    with demo customers (two meters per prepaid account) so billing, commands and notify have work."""
     gateway = _env_int("INGEST_GATEWAY_PORT", DEFAULT_GATEWAY_PORT)
     tenant = os.environ.get("AMIFLOW_DEFAULT_TENANT", "demo")
     return [sys.executable, "-m", "ingest.simulator", "--meters", str(meters), "--dtus", str(max(1, meters // 20)),
             "--register", "--api", f"http://127.0.0.1:{api_port('ingest')}", "--gateway", f"127.0.0.1:{gateway}",
-            "--tenant", tenant, "--heartbeat-s", "60"]
+            "--tenant", tenant, "--heartbeat-s", "60", "--demo-accounts",
+            "--billing-api", f"http://127.0.0.1:{api_port('billing')}",
+            "--notify-api", f"http://127.0.0.1:{api_port('notify')}"]
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from amiflow_runtime.logs import configure_logging
 
+from ingest.simulator.demo import DemoFailed, fleet_meters, open_demo_accounts
 from ingest.simulator.dtu import DtuBehaviour
 from ingest.simulator.fleet import Fleet, FleetSpec
 from ingest.simulator.models import MeterKind
@@ -67,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--prefix", default="SIM", help="device id prefix (SIM-DTU-0001, SIM-WM-00001 …)")
     add("--register", action="store_true", help="import the fleet into the registry first (idempotent)")
     add("--register-timeout-s", type=float, default=120.0, help="how long to wait for the API to answer")
+    add("--demo-accounts", action="store_true",
+        help="after registering, open demo tariffs, accounts (two meters each), recharges and contacts")
+    add("--billing-api", default=f"http://127.0.0.1:{env.get('BILLING_API_PORT', '8003')}", help="the billing API")
+    add("--notify-api", default=f"http://127.0.0.1:{env.get('NOTIFY_API_PORT', '8005')}", help="the notify API")
     add("--mix", type=_mix, default=FleetSpec.mix, help="kind weights, default water=50,gas=15,heat=10,electricity=25")
     add("--schedule", default=FleetSpec.schedule, help="read schedule of polled meters (default 'hourly jitter 1h')")
     add("--offline-rate", type=_chance, default=0.0, help="chance per request that a DTU drops mid-poll")
@@ -115,6 +120,13 @@ async def simulate(args: argparse.Namespace, stop: asyncio.Event | None = None) 
             except RegistrationFailed as exc:
                 log.error("%s", exc)
                 return 1
+        if args.demo_accounts:
+            try:
+                await _unless(stop, open_demo_accounts(fleet_meters(fleet), args.tenant, args.billing_api,
+                                                       args.notify_api, args.time_zone, args.seed,
+                                                       deadline_s=args.register_timeout_s))
+            except DemoFailed as exc:  # the fleet still runs: its readings wait for accounts, not lost
+                log.error("demo customers not opened: %s", exc)
         log.info("simulating %d meters behind %d DTUs against %s:%d (seed %d, prefix %s)", len(fleet.meters),
                  len(fleet.dtus), host, port, args.seed, args.prefix)
         await fleet.start(host, port)
