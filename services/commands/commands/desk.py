@@ -23,7 +23,7 @@ from commands.adapters import store
 from commands.core.devices import observe_command
 from commands.core.intake import Accepted, submit
 from commands.core.lifecycle import LifecycleSettings, release
-from commands.core.model import Refusal, Transition
+from commands.core.model import Command, Refusal, Transition
 from commands.core.timers import next_due_at, on_timer
 
 PRODUCER = "commands"
@@ -70,13 +70,12 @@ class Desk:
                 await self.take(release(t.command, waiting, self.now))
             await self._send_if_due(t.command)
 
-    async def _send_if_due(self, command: Any) -> None:
+    async def _send_if_due(self, command: Command) -> None:
+        # ``command`` is what was just kept: releasing followers never changes it, so no reload.
         due = next_due_at(command, self.settings)
         if due is not None and due <= self.now and command.send_at is not None and command.send_at <= self.now:
-            current = await store.load(self.session, self.tenant_id, command.command_id)
-            if current is not None and current.is_open:
-                state = await store.device_state(self.session, self.tenant_id, current.device_id)
-                await self.take([on_timer(current, state, self.now, self.settings)])
+            state = await store.device_state(self.session, self.tenant_id, command.device_id)
+            await self.take([on_timer(command, state, self.now, self.settings)])
 
     async def submit(self, requested: CommandRequested) -> Accepted | Refusal:
         """A request from the console, a rule or an operation: accepted (or the key's first command) or refused."""

@@ -52,10 +52,6 @@ async def enqueue(session: AsyncSession, subject: Subject, tenant_id: str, cause
                   zone: ZoneInfo, context: dict[str, Any], settings: NotifySettings) -> int:
     """Plan the subject for its recipients and log each notification once (dedupe key); returns how many."""
     recipients = await recipients_for(session, tenant_id, subject, zone.key)
-    if Audience.INTEGRATOR not in subject.audiences:
-        # planning skips recipients outside the subject's audiences: webhooks subscribe per topic instead
-        subject = Subject(subject.topic, subject.audiences | {Audience.INTEGRATOR}, subject.subject_id,
-                          subject.account_id, subject.urgency, subject.dedupe_key, subject.occurred_at)
     planned = plan(subject, recipients, tenant_id=tenant_id, cause_event_id=cause_event_id, now=now, zone=zone,
                    context=context)
     logged = 0
@@ -99,16 +95,18 @@ def notification_handler(clock: Clock, settings: NotifySettings) -> Handler:
 
 
 async def _track_balance(session: AsyncSession, tenant_id: str, payload: Any, occurred_at: datetime) -> None:
+    """Keep the account's balance state for the daily reminder, with the event that put it there."""
     found = await store.account_state(session, tenant_id, payload.account_id)
     before = BalanceStatus(found["state"]) if found else BalanceStatus.NORMAL
     after = balance_status_after(before, payload)
+    if found is not None and after is before:
+        return
     at = getattr(payload, "entered_at", None) or getattr(payload, "depleted_at", None) \
         or getattr(payload, "restored_at", None) or getattr(payload, "paid_at", None) or occurred_at
-    if found is None or after is not before:
-        event = json.dumps({"event_type": type(payload).EVENT_TYPE, "payload": payload.model_dump(mode="json")})
-        await store.set_account_state(session, tenant_id, payload.account_id, after.value, at,
-                                      event if after is not BalanceStatus.NORMAL else (found or {}).get(
-                                          "last_event", event))
+    event = json.dumps({"event_type": type(payload).EVENT_TYPE, "payload": payload.model_dump(mode="json")})
+    # Back to normal keeps the last low or depleted event: nothing reads it until the account is low again.
+    kept = event if after is not BalanceStatus.NORMAL or found is None else found["last_event"]
+    await store.set_account_state(session, tenant_id, payload.account_id, after.value, at, kept)
 
 
 async def send_reminders(sessions: Any, clock: Clock, settings: NotifySettings) -> int:

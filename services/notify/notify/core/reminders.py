@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from amiflow_schemas import EventPayload
 from amiflow_schemas.events.billing import BalanceDepleted, BalanceLow, BalanceRestored, PaymentReceived
 
-from notify.core.model import Audience, BalanceStatus, Subject, Topic, Urgency
-from notify.core.subjects import local_day, low_balance_key
+from notify.core.model import BalanceStatus, Subject, Topic, Urgency
+from notify.core.subjects import CUSTOMER_FACING, local_day, low_balance_key
 
 # Fixed forever: changing it would give a redelivered cause new notification ids.
 NOTIFY_NAMESPACE = UUID("3b0a6f0e-7a52-4c1e-9d8b-5f2d1c9e6a47")
@@ -61,7 +61,7 @@ def reminder_due(last_state: BalanceStatus, last_reminded_on: date | None, now: 
 def reminder_subject(last_event: BalanceLow | BalanceDepleted, now: datetime, zone: ZoneInfo) -> Subject:
     """Today's reminder about the balance event that put the account in its state."""
     account = last_event.account_id
-    return Subject(Topic.LOW_BALANCE_REMINDER, frozenset({Audience.CUSTOMER}), account, account, Urgency.ROUTINE,
+    return Subject(Topic.LOW_BALANCE_REMINDER, CUSTOMER_FACING, account, account, Urgency.ROUTINE,
                    low_balance_key(account, local_day(now, zone)), now)
 
 

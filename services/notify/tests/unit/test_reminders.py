@@ -63,8 +63,9 @@ def test_the_reminder_shares_the_key_of_that_days_balance_low() -> None:
     next_day = reminder_subject(low, _local(9, day=2), SHANGHAI)
     assert same_day.dedupe_key == told.dedupe_key
     assert next_day.dedupe_key == "low_balance:ACC-0001:2026-07-02"
+    # Integrators get it too when their webhook subscribes to the topic.
     assert (next_day.topic, next_day.urgency, next_day.audiences) == (
-        Topic.LOW_BALANCE_REMINDER, Urgency.ROUTINE, {Audience.CUSTOMER})
+        Topic.LOW_BALANCE_REMINDER, Urgency.ROUTINE, {Audience.CUSTOMER, Audience.INTEGRATOR})
 
 
 def test_a_days_reminder_has_one_cause_id() -> None:
