@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from amiflow_runtime.testing import create_database
+from amiflow_runtime.testing import auth_headers, create_database
 from billing.config import BillingSettings
 from billing.main import api as billing_api
 from ingest.simulator.demo import fleet_meters, open_demo_accounts
@@ -40,7 +40,7 @@ async def _check(postgres_admin_url: str) -> None:
     meters = fleet_meters(fleet)
     mounts = {"http://billing": httpx.ASGITransport(app=billing), "http://notify": httpx.ASGITransport(app=notify)}
     try:
-        async with httpx.AsyncClient(mounts=mounts) as http:
+        async with httpx.AsyncClient(mounts=mounts, headers=auth_headers(TENANT)) as http:
             opened = await open_demo_accounts(meters, TENANT, "http://billing", "http://notify", "Asia/Shanghai", 5,
                                               deadline_s=5, client=http)
             assert opened == 4  # seven meters, two per account

@@ -40,7 +40,7 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiosmtpd.controller import Controller
 from amiflow_runtime.localkafka import free_port
-from amiflow_runtime.testing import create_database, unique
+from amiflow_runtime.testing import asgi_client, create_database, unique
 from amiflow_schemas import Envelope, EventPayload, decode_event, encode_event, envelope_headers, new_envelope
 from amiflow_schemas.events.alarms import AlarmRaised
 from amiflow_schemas.events.billing import BalanceLow
@@ -140,7 +140,7 @@ async def deploy(kafka_bootstrap: str, postgres_admin_url: str, tmp_path: Path) 
         app = api(NotifySettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap))
         runtime = app.state.runtime
         await runtime.migrate()  # before the worker starts, so the two never migrate at once
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify")
+        client = asgi_client(app, "http://notify")
         deployment = Notify(tenant, env, client, tmp_path / f"{tenant}-worker.log")
         made.append((deployment, runtime))
         return deployment

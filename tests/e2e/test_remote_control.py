@@ -48,7 +48,7 @@ from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.kafka import ensure_topics
 from amiflow_runtime.localkafka import LocalKafka, free_port
 from amiflow_runtime.service import ServiceRuntime
-from amiflow_runtime.testing import create_database, unique
+from amiflow_runtime.testing import auth_headers, create_database, unique
 from amiflow_schemas import Envelope, decode_event, encode_event, envelope_headers, new_envelope
 from amiflow_schemas.events.billing import AccountMeter, BalanceDepleted, BalanceRestored
 from amiflow_schemas.events.commands import CancelReason, RelayAction, ScheduleHold
@@ -227,7 +227,7 @@ async def site_on(bootstrap: str, ingest_api: str, commands_api: str, commands_d
     runtime = build_runtime(settings, "e2e")
     stream = Stream(bootstrap, tenant)
     await stream.consumer.start()
-    console = httpx.AsyncClient(base_url=commands_api, headers={"X-Tenant-Id": tenant}, timeout=10)
+    console = httpx.AsyncClient(base_url=commands_api, headers=auth_headers(tenant), timeout=10)
     try:
         await fleet.register(ingest_api, deadline_s=60)
         site = Site(tenant, bootstrap, fleet, stream, console, runtime, ZoneInfo(settings.zone_of(tenant)))

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from amiflow_runtime.localkafka import free_port
-from amiflow_runtime.testing import create_database, unique
+from amiflow_runtime.testing import asgi_client, create_database, unique
 from amiflow_schemas import decode_event, encode_event, envelope_headers, new_envelope
 from amiflow_schemas.events.readings import ReadingReceived
 from amiflow_schemas.events.registry import (
@@ -193,7 +192,7 @@ async def configure_district(database_url: str, tenant: str) -> None:
             if len(members) == 5 and all(done):
                 break
             await asyncio.sleep(1)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vee") as http:
+        async with asgi_client(app, "http://vee") as http:
             for _ in range(120):
                 answer = await http.put("/v1/districts/DMA-E2E", headers={"X-Tenant-Id": tenant},
                                         json={"inflow_meter_ids": ["INFLOW"], "updated_by": "e2e"})

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from amiflow_runtime.testing import unique
+from amiflow_runtime.testing import auth_headers, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -29,14 +29,14 @@ def poll(fetch: Callable[[], Any], timeout: float = 120.0) -> Any:
 
 def register_meter(platform: Any, tenant: str, meter: str) -> None:
     """Put the meter in ingest's registry; VEE learns it from amiflow.registry.devices."""
-    response = httpx.post(f"{platform.api['ingest']}/v1/meters", headers={"X-Tenant-Id": tenant}, json={
+    response = httpx.post(f"{platform.api['ingest']}/v1/meters", headers=auth_headers(tenant), json={
         "meter_id": meter, "utility": "water", "profile": "cjt188-water-2004", "bus_address": "00000012345678",
         "unit": "m3", "dial_count": 8, "schedule": "hourly"})
     assert response.status_code == 201, response.text
 
 
 def post_reading(platform: Any, tenant: str, meter: str, at: str, value: str) -> httpx.Response:
-    return httpx.post(f"{platform.api['ingest']}/v1/readings", headers={"X-Tenant-Id": tenant}, json={
+    return httpx.post(f"{platform.api['ingest']}/v1/readings", headers=auth_headers(tenant), json={
         "meter_id": meter, "utility": "water", "measured_at": at,
         "registers": [{"register": "total", "value": value, "unit": "m3"}],
     })
@@ -52,7 +52,7 @@ def test_posted_reading_comes_out_validated_and_reaches_billing(platform: Any) -
 
     def validated() -> list[dict[str, Any]]:
         rows = httpx.get(f"{platform.api['vee']}/v1/meters/{meter}/readings",
-                         headers={"X-Tenant-Id": tenant}).json()
+                         headers=auth_headers(tenant)).json()
         return rows if len(rows) == 2 else []
 
     newest, oldest = poll(validated)
@@ -63,14 +63,14 @@ def test_posted_reading_comes_out_validated_and_reaches_billing(platform: Any) -
 
     def billed() -> dict[str, Any] | None:
         response = httpx.get(f"{platform.api['billing']}/v1/meters/{meter}/consumption",
-                             headers={"X-Tenant-Id": tenant})
+                             headers=auth_headers(tenant))
         body = response.json() if response.status_code == 200 else None
         return body if body and body["readings"] == 2 else None
 
     projection = poll(billed)
     assert Decimal(projection["total_consumption"]) == Decimal("0.75")
     # Another tenant sees nothing of it.
-    other = httpx.get(f"{platform.api['billing']}/v1/meters/{meter}/consumption", headers={"X-Tenant-Id": "x"})
+    other = httpx.get(f"{platform.api['billing']}/v1/meters/{meter}/consumption", headers=auth_headers("x"))
     assert other.status_code == 404
 
 
@@ -87,7 +87,7 @@ def test_repeated_post_is_answered_as_duplicate_and_billed_once(platform: Any) -
 
     def billed() -> dict[str, Any] | None:
         response = httpx.get(f"{platform.api['billing']}/v1/meters/{meter}/consumption",
-                             headers={"X-Tenant-Id": tenant})
+                             headers=auth_headers(tenant))
         body = response.json() if response.status_code == 200 else None
         return body if body and Decimal(body["total_consumption"]) >= Decimal("2.5") else None
 
@@ -109,14 +109,14 @@ def test_repeated_post_is_answered_as_duplicate_and_billed_once(platform: Any) -
       "registers": [{"register": "total", "value": "1", "unit": "m3"}]}, "ahead"),
 ])
 def test_bad_reading_gets_422_with_a_reason(platform: Any, body: dict[str, Any], reason: str) -> None:
-    response = httpx.post(f"{platform.api['ingest']}/v1/readings", json=body)
+    response = httpx.post(f"{platform.api['ingest']}/v1/readings", json=body, headers=auth_headers())
     assert response.status_code == 422
     assert reason in response.text.lower()
 
 
 def test_malformed_json_gets_422(platform: Any) -> None:
     response = httpx.post(f"{platform.api['ingest']}/v1/readings", content=b"{not json",
-                          headers={"content-type": "application/json"})
+                          headers={"content-type": "application/json", **auth_headers()})
     assert response.status_code == 422
     assert "json" in response.text.lower()
 
@@ -148,7 +148,7 @@ async def test_garbage_on_a_topic_is_dead_lettered_and_the_pipeline_keeps_flowin
     await asyncio.to_thread(register_meter, platform, tenant, meter)
     await asyncio.to_thread(post_reading, platform, tenant, meter, "2026-11-21T08:00:00Z", "1")
     rows = await asyncio.to_thread(poll, lambda: httpx.get(
-        f"{platform.api['vee']}/v1/meters/{meter}/readings", headers={"X-Tenant-Id": tenant}).json())
+        f"{platform.api['vee']}/v1/meters/{meter}/readings", headers=auth_headers(tenant)).json())
     assert rows[0]["status"] == "actual"
 
 
@@ -156,9 +156,9 @@ def test_a_reading_of_an_unknown_meter_is_failed_visibly_and_never_billed(platfo
     tenant, meter = unique("market"), unique("NOPE")
     assert post_reading(platform, tenant, meter, "2026-11-21T08:00:00Z", "3").status_code == 202
     rows = poll(lambda: httpx.get(f"{platform.api['vee']}/v1/meters/{meter}/readings",
-                                  headers={"X-Tenant-Id": tenant}).json())
+                                  headers=auth_headers(tenant)).json())
     assert rows[0]["status"] == "failed" and rows[0]["checks"] == ["unknown_meter"]
-    billed = httpx.get(f"{platform.api['billing']}/v1/meters/{meter}/consumption", headers={"X-Tenant-Id": tenant})
+    billed = httpx.get(f"{platform.api['billing']}/v1/meters/{meter}/consumption", headers=auth_headers(tenant))
     assert billed.status_code == 404 or Decimal(billed.json()["total_consumption"]) == 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -23,6 +23,10 @@ PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "change_me", "changethis", "secret", "password", "placeholder",
      "example", "xxx", "todo", "amiflow", "postgres", "admin"}
 )
+
+
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class Environment(StrEnum):
@@ -49,16 +53,82 @@ class ServiceSettings(BaseSettings):
     data_dir: Path | None = _platform("AMIFLOW_DATA_DIR", None)
 
     kafka_bootstrap_servers: str = _platform("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    kafka_security_protocol: str = _platform("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    kafka_security_protocol: str = _platform("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")  # or SSL, SASL_PLAINTEXT, SASL_SSL
     kafka_sasl_mechanism: str | None = _platform("KAFKA_SASL_MECHANISM", None)
     kafka_sasl_username: str | None = _platform("KAFKA_SASL_USERNAME", None)
     kafka_sasl_password: SecretStr | None = _platform("KAFKA_SASL_PASSWORD", None)
     kafka_ssl_cafile: Path | None = _platform("KAFKA_SSL_CAFILE", None)
+    # Mutual TLS: a client certificate the cluster's CA signed, and its key (encrypted when a password is set).
+    kafka_ssl_certfile: Path | None = _platform("KAFKA_SSL_CERTFILE", None)
+    kafka_ssl_keyfile: Path | None = _platform("KAFKA_SSL_KEYFILE", None)
+    kafka_ssl_key_password: SecretStr | None = _platform("KAFKA_SSL_KEY_PASSWORD", None)
     # How long a starting process waits for the broker before giving up (it logs every retry).
     kafka_connect_timeout_s: float = _platform("KAFKA_CONNECT_TIMEOUT_S", 300.0)
 
-    # Until bearer tokens carry the tenant (trust issue), callers name it in X-Tenant-Id; else this one.
+    @field_validator("kafka_sasl_username", "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
+                     "kafka_ssl_key_password", mode="before")
+    @classmethod
+    def _blank_kafka_setting_is_unset(cls, value: Any) -> Any:
+        # A ConfigMap entry left empty means "not set"; as a path it would silently become ".".
+        return (value.strip() or None) if isinstance(value, str) else value
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _kafka_names_in_upper_case(cls, value: Any, info: Any) -> Any:
+        if isinstance(value, str):
+            blank = "PLAINTEXT" if info.field_name == "kafka_security_protocol" else None
+            return value.strip().upper() or blank
+        return value
+
+    @model_validator(mode="after")
+    def _coherent_kafka_security(self) -> ServiceSettings:
+        # A half-configured security setup must stop the process at start, not fall back to plaintext
+        # or surface as a handshake error deep inside the first consumer.
+        protocol, mechanism = self.kafka_security_protocol, self.kafka_sasl_mechanism
+        tls_files = [name for name, value in (("KAFKA_SSL_CAFILE", self.kafka_ssl_cafile),
+                                              ("KAFKA_SSL_CERTFILE", self.kafka_ssl_certfile),
+                                              ("KAFKA_SSL_KEYFILE", self.kafka_ssl_keyfile),
+                                              ("KAFKA_SSL_KEY_PASSWORD", self.kafka_ssl_key_password)) if value]
+        problems = []
+        if protocol not in KAFKA_SECURITY_PROTOCOLS:
+            problems.append(f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}, "
+                            f"not {self.kafka_security_protocol!r}")
+        elif protocol.startswith("SASL_") and not mechanism:
+            problems.append(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_MECHANISM "
+                            f"({', '.join(KAFKA_SASL_MECHANISMS)})")
+        elif mechanism and not protocol.startswith("SASL_"):
+            problems.append(f"KAFKA_SASL_MECHANISM={mechanism} is ignored by KAFKA_SECURITY_PROTOCOL={protocol}: "
+                            "use SASL_SSL")
+        if mechanism and mechanism not in KAFKA_SASL_MECHANISMS:
+            problems.append(f"KAFKA_SASL_MECHANISM must be one of {', '.join(KAFKA_SASL_MECHANISMS)}, "
+                            f"not {mechanism!r}")
+        elif mechanism and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            problems.append(f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        if mechanism == "PLAIN" and protocol == "SASL_PLAINTEXT" and self.environment not in (
+                Environment.DEVELOPMENT, Environment.TEST):
+            problems.append("SASL PLAIN over SASL_PLAINTEXT sends the password in clear text: use SASL_SSL")
+        if tls_files and protocol not in ("SSL", "SASL_SSL"):
+            problems.append(f"{', '.join(tls_files)} set, but KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS")
+        if (self.kafka_ssl_keyfile or self.kafka_ssl_key_password) and not self.kafka_ssl_certfile:
+            problems.append("KAFKA_SSL_KEYFILE and KAFKA_SSL_KEY_PASSWORD belong to a client certificate: "
+                            "set KAFKA_SSL_CERTFILE")
+        if problems:
+            raise ValueError("Kafka security settings: " + "; ".join(problems))
+        return self
+
+    # The tenant of routes that authenticate without a token (a provider's signed callback) when the
+    # caller names none in X-Tenant-Id; every other call acts in its token's tenant.
     default_tenant: str = _platform("AMIFLOW_DEFAULT_TENANT", "demo")
+
+    # Bearer tokens: who issues them (the `iss` claim, an identifier rather than an address), for whom
+    # (`aud`), and where the issuer publishes its keys. A JWKS file (a mounted secret, or the test suite's
+    # keys) may be given as well: keys from both are trusted.
+    auth_issuer: str = _platform("AMIFLOW_AUTH_ISSUER", "urn:amiflow:identity")
+    auth_audience: str = _platform("AMIFLOW_AUTH_AUDIENCE", "amiflow")
+    auth_jwks_url: str | None = _platform("AMIFLOW_AUTH_JWKS_URL", "http://127.0.0.1:8006/.well-known/jwks.json")
+    auth_jwks_file: Path | None = _platform("AMIFLOW_AUTH_JWKS_FILE", None)
+    # Clock difference tolerated between the issuer and this process when checking exp / iat / nbf.
+    auth_leeway_s: float = _platform("AMIFLOW_AUTH_LEEWAY_S", 30.0)
 
     # The tenant's zone for local days and for meter clocks, which send local wall time without offset.
     time_zone: str = _platform("AMIFLOW_TIME_ZONE", "Asia/Shanghai")

@@ -8,15 +8,26 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from amiflow_runtime.auth import (
+    PUBLIC_KEY,
+    AuthError,
+    KeysUnavailable,
+    Principal,
+    TokenVerifier,
+    WrongTenant,
+    authorize,
+    principal_of,
+)
 from amiflow_runtime.config import ServiceSettings
-from amiflow_runtime.metrics import HTTP_REJECTED
+from amiflow_runtime.metrics import AUTH_REFUSED, HTTP_REJECTED
 
 log = logging.getLogger("amiflow.http")
 
@@ -28,10 +39,79 @@ def _runtime(request: Request) -> Any:
     return request.app.state.runtime
 
 
-def tenant_of(request: Request, x_tenant_id: Annotated[str | None, Header(max_length=64)] = None) -> str:
-    """The caller's tenant: the X-Tenant-Id header until bearer tokens carry it, else the default."""
+_bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
+                     description="An access token from the identity service's /oauth/token (JWT).")
+
+
+def _verifier(request: Request) -> TokenVerifier:
+    verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
+    if verifier is None:
+        settings: ServiceSettings = request.app.state.settings
+        verifier = TokenVerifier(issuer=settings.auth_issuer, audience=settings.auth_audience,
+                                 jwks_url=settings.auth_jwks_url or None,
+                                 jwks_file=settings.auth_jwks_file, leeway_s=settings.auth_leeway_s)
+        request.app.state.token_verifier = verifier
+    return verifier
+
+
+def _refuse(request: Request, status: int, problem: str, reason: str) -> HTTPException:
+    route = getattr(request.scope.get("route"), "path", "unknown")
+    AUTH_REFUSED.labels(route, str(status)).inc()
+    log.info("%s %s refused (%d): %s", request.method, route, status, reason)
+    headers = {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'} \
+        if status == 401 else None
+    return HTTPException(status, detail={"problem": problem, "reason": reason}, headers=headers)
+
+
+async def caller_of(request: Request,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+                    x_tenant_id: Annotated[str | None, Header(max_length=64)] = None) -> Principal | None:
+    """The authenticated caller, allowed to call this route; None on the few public routes.
+
+    Runs on every route of every service router (create_app adds it), so a route that forgets to
+    ask for the caller is still protected.
+    """
+    extra = getattr(request.scope.get("route"), "openapi_extra", None) or {}
+    if PUBLIC_KEY in extra:
+        return None
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _refuse(request, 401, "unauthenticated", "a bearer token is needed")
+    try:
+        claims = await _verifier(request).claims(credentials.credentials)
+        principal = principal_of(claims, acting_tenant=x_tenant_id)
+    except AuthError as exc:
+        raise _refuse(request, 401, "unauthenticated", str(exc)) from None
+    except WrongTenant as exc:
+        raise _refuse(request, 403, "forbidden", str(exc)) from None
+    except KeysUnavailable as exc:
+        log.error("tokens cannot be checked: %s", exc)
+        raise HTTPException(503, detail={"problem": "keys_unavailable",
+                                         "reason": "tokens cannot be checked right now"}) from None
+    verdict = authorize(principal, request.method, extra, request.path_params)
+    if not verdict.allowed:
+        raise _refuse(request, verdict.status, "not_found" if verdict.status == 404 else "forbidden",
+                      verdict.reason)
+    request.state.principal = principal
+    return principal
+
+
+def tenant_of(request: Request, caller: Annotated[Principal | None, Depends(caller_of)],
+              x_tenant_id: Annotated[str | None, Header(max_length=64)] = None) -> str:
+    """The tenant a call acts in: its token's (or the one a platform admin chose); on public routes,
+    X-Tenant-Id or the default."""
+    if caller is not None:
+        return caller.tenant
     settings: ServiceSettings = request.app.state.settings
     return x_tenant_id or settings.default_tenant
+
+
+def _require_caller(caller: Annotated[Principal | None, Depends(caller_of)]) -> Principal:
+    if caller is None:
+        raise RuntimeError("a public route asked for the authenticated caller")
+    return caller
 
 
 T = TypeVar("T")
@@ -46,9 +126,10 @@ def validated(build: Callable[[], T], *location: str) -> T:
         raise RequestValidationError(errors) from None
 
 
-# Route parameters: `runtime: RuntimeDep`, `tenant: Tenant`.
+# Route parameters: `runtime: RuntimeDep`, `tenant: Tenant`, `caller: Caller` (who, their roles and reach).
 RuntimeDep = Annotated[Any, Depends(_runtime)]
 Tenant = Annotated[str, Depends(tenant_of)]
+Caller = Annotated[Principal, Depends(_require_caller)]
 
 
 def ops_router(readiness: Readiness, liveness: Callable[[], str | None]) -> APIRouter:
@@ -82,7 +163,8 @@ def create_app(*, title: str, description: str, lifespan: Lifespan, readiness: R
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.include_router(ops_router(readiness, liveness))
     for router in routers:
-        app.include_router(router)
+        # Every service route is authenticated and authorised; ops endpoints above are not.
+        app.include_router(router, dependencies=[Depends(caller_of)])
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -24,6 +24,10 @@ HANDLER_RETRIES = Counter(
 )
 OUTBOX_PUBLISHED = Counter("amiflow_outbox_published_total", "Outbox rows published to Kafka", ["topic"])
 OUTBOX_PENDING = Gauge("amiflow_outbox_pending", "Outbox rows in the last batch the relay read")
+AUTH_REFUSED = Counter(
+    "amiflow_auth_refused_total", "API calls refused: no or bad token (401), not allowed (403/404)",
+    ["route", "status"],
+)
 HTTP_REJECTED = Counter(
     "amiflow_http_rejected_total", "HTTP requests answered 4xx because the input was bad", ["route", "status"],
 )

@@ -8,15 +8,20 @@ start their own (a missing java, mvn or initdb is an error with the reason, not 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from amiflow_runtime.auth import public_jwk, sign
 from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.kafka import ensure_topics
 from amiflow_runtime.localkafka import LocalKafka, free_port
@@ -94,3 +99,73 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 def unique(prefix: str) -> str:
     """An id no other test uses, so tests can share one broker and its topics."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# --- Bearer tokens for tests ----------------------------------------------------------------------
+# The suite signs its own tokens with a key made for the session; every service (in-process or a
+# subprocess) checks them against its public half through AMIFLOW_AUTH_JWKS_FILE, set here before
+# anything starts. The private key never leaves this process's memory.
+
+_TEST_KEY: dict[str, Any] = {}
+
+
+def suite_signing_key() -> tuple[Any, str]:
+    """The session's private signing key and its key id; publishes the public half on first use."""
+    if not _TEST_KEY:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        key, kid = ec.generate_private_key(ec.SECP256R1()), f"test-{uuid.uuid4().hex[:8]}"
+        folder = Path(tempfile.mkdtemp(prefix="amiflow-test-keys-"))
+        jwks = folder / "jwks.json"
+        jwks.write_text(json.dumps({"keys": [public_jwk(key, kid)]}))
+        os.environ["AMIFLOW_AUTH_JWKS_FILE"] = str(jwks)
+        _TEST_KEY.update(key=key, kid=kid, jwks=jwks)
+    return _TEST_KEY["key"], _TEST_KEY["kid"]
+
+
+def token_for(tenant: str = "demo", roles: Sequence[str] = ("platform_admin",), *, subject: str | None = None,
+              sites: Sequence[str] | None = None, duties: Sequence[str] | None = None,
+              account_id: str | None = None, scope: str | None = None, expires_in_s: float = 3600.0,
+              issuer: str | None = None, audience: str | None = None, **extra: Any) -> str:
+    """A signed access token as the identity service would issue it (claims in amiflow_runtime.auth)."""
+    key, kid = suite_signing_key()
+    settings = ServiceSettings()
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer or settings.auth_issuer, "aud": audience or settings.auth_audience,
+        "sub": subject or f"test-{'-'.join(roles)}", "tenant": tenant, "roles": list(roles),
+        "iat": now, "nbf": now, "exp": now + int(expires_in_s), "jti": uuid.uuid4().hex, **extra,
+    }
+    for name, value in (("sites", sites), ("duties", duties), ("account_id", account_id), ("scope", scope)):
+        if value is not None:
+            claims[name] = list(value) if isinstance(value, (list, tuple)) else value
+    return sign(claims, key, kid)
+
+
+def auth_headers(tenant: str = "demo", roles: Sequence[str] = ("platform_admin",), **kw: Any) -> dict[str, str]:
+    """`Authorization` header for a caller of `tenant` (a platform admin unless roles say otherwise).
+
+    A platform admin's token also names the tenant in X-Tenant-Id, as an operator of the platform
+    acting for that tenant does, so one token works for every tenant a test makes up.
+    """
+    headers = {"Authorization": f"Bearer {token_for(tenant, roles, **kw)}"}
+    if "platform_admin" in roles:
+        headers["X-Tenant-Id"] = tenant
+    return headers
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_token_keys() -> None:
+    """Publish the suite's token keys before any service or subprocess starts; the fleet simulator
+    (registration, demo customers) calls the APIs with AMIFLOW_API_TOKEN as `amiflow up` gives it one."""
+    suite_signing_key()
+    os.environ.setdefault("AMIFLOW_API_TOKEN", token_for("demo", ("platform_admin",), subject="test-simulator",
+                                                         expires_in_s=8 * 3600))
+
+
+def asgi_client(app: Any, base_url: str, tenant: str = "demo", **kw: Any) -> Any:
+    """An httpx client calling `app` in-process as a platform admin of `tenant` (see auth_headers)."""
+    import httpx
+
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url,
+                             headers=auth_headers(tenant), **kw)

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
+from amiflow_runtime.auth import ACCOUNT_DATA
 from amiflow_runtime.http import RuntimeDep, Tenant, validated
 from amiflow_schemas.events.accounts import AccountSettings, CustomerKind, ExemptionWindow, LinkReason
 from amiflow_schemas.events.billing import DailySettled
@@ -130,7 +131,8 @@ async def open_account(body: OpenAccount, runtime: RuntimeDep, tenant: Tenant) -
     return account_view(account, now)
 
 
-@router.get("/accounts/{account_id}", response_model=AccountView, responses=refusal_docs(Refusal.NOT_FOUND))
+@router.get("/accounts/{account_id}", openapi_extra=ACCOUNT_DATA, response_model=AccountView,
+            responses=refusal_docs(Refusal.NOT_FOUND))
 async def get_account(account_id: str, runtime: RuntimeDep, tenant: Tenant) -> Any:
     with answering_refusals():
         async with runtime.sessions() as session:

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
+from amiflow_runtime.auth import ACCOUNT_DATA
 from amiflow_runtime.http import RuntimeDep, Tenant
 from amiflow_schemas.events.billing import DailySettled
 from fastapi import APIRouter, Query
@@ -49,7 +50,8 @@ class UnbilledReadingView(BaseModel):
     held_at: datetime
 
 
-@router.get("/accounts/{account_id}/balance", response_model=BalanceView, responses=refusal_docs(Refusal.NOT_FOUND))
+@router.get("/accounts/{account_id}/balance", openapi_extra=ACCOUNT_DATA, response_model=BalanceView,
+            responses=refusal_docs(Refusal.NOT_FOUND))
 async def balance(account_id: str, runtime: RuntimeDep, tenant: Tenant) -> Any:
     """The balance (the ledger's fold), its state and the last settled day."""
     with answering_refusals():
@@ -60,7 +62,7 @@ async def balance(account_id: str, runtime: RuntimeDep, tenant: Tenant) -> Any:
     return BalanceView(**{**row, "balance": as_money(row["balance"])})
 
 
-@router.get("/accounts/{account_id}/ledger", response_model=list[LedgerEntryView],
+@router.get("/accounts/{account_id}/ledger", openapi_extra=ACCOUNT_DATA, response_model=list[LedgerEntryView],
             responses=refusal_docs(Refusal.NOT_FOUND))
 async def ledger(account_id: str, runtime: RuntimeDep, tenant: Tenant,
                  since: Annotated[AwareDatetime | None, Query(alias="from")] = None,
@@ -78,7 +80,7 @@ async def ledger(account_id: str, runtime: RuntimeDep, tenant: Tenant,
             for e in events]
 
 
-@router.get("/accounts/{account_id}/settlements", response_model=list[DailySettled],
+@router.get("/accounts/{account_id}/settlements", openapi_extra=ACCOUNT_DATA, response_model=list[DailySettled],
             responses=refusal_docs(Refusal.NOT_FOUND))
 async def settlements(account_id: str, runtime: RuntimeDep, tenant: Tenant,
                       first: Annotated[date | None, Query(alias="from")] = None,

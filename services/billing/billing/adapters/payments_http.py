@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
+from amiflow_runtime.auth import public
 from amiflow_runtime.http import RuntimeDep, Tenant, validated
 from amiflow_runtime.logs import log_context
 from amiflow_schemas import Envelope
@@ -24,6 +25,8 @@ from billing.core.payments import verify_callback
 from billing.operations import BatchOrder, LineStatus, Refusal
 
 log = logging.getLogger("amiflow.billing.payments")
+# Providers authenticate by signing the body (HMAC-SHA256), checked before anything else; no token.
+SIGNED_BY_PROVIDER = public("the provider signs the body (HMAC-SHA256); the signature is checked first")
 router = APIRouter(prefix="/v1", tags=["payments"])
 
 # Money as a decimal string ("50.00") or a whole number; a JSON float is refused with its reason.
@@ -141,7 +144,8 @@ async def record_payment(body: RecordPayment, response: Response, runtime: Runti
     return await _credit(runtime, tenant, body, body.channel, response)
 
 
-@router.post("/payments/callbacks/{provider}", status_code=201, response_model=CreditView,
+@router.post("/payments/callbacks/{provider}", openapi_extra=SIGNED_BY_PROVIDER, status_code=201,
+             response_model=CreditView,
              responses={**CREDIT_DOCS, 401: {"description": "Signature or timestamp refused"},
                         503: {"description": "No secret is configured for this provider"}})
 async def provider_callback(provider: CallbackProvider, request: Request, response: Response, runtime: RuntimeDep,

@@ -6,6 +6,7 @@ import logging
 import re
 from typing import Annotated
 
+from amiflow_runtime.auth import ACCOUNT_DATA
 from amiflow_runtime.http import RuntimeDep, Tenant
 from fastapi import APIRouter, Header, HTTPException, Query
 from fastapi.responses import HTMLResponse, Response
@@ -36,7 +37,7 @@ def _month(text: str) -> tuple[BillingMonth, str | None]:
                                          "reason": f"{text!r} is not a month as yyyy-mm (.html or .pdf)"}) from None
 
 
-@router.get("/accounts/{account_id}/statements/{month}",
+@router.get("/accounts/{account_id}/statements/{month}", openapi_extra=ACCOUNT_DATA,
             responses={200: {"content": {"text/html": {}, "application/pdf": {}}},
                        406: {"description": "Neither HTML nor PDF is acceptable"},
                        **refusal_docs(Refusal.NOT_FOUND, Refusal.INVALID)})

@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
+from amiflow_runtime.auth import CONFIGURATION
 from amiflow_runtime.http import RuntimeDep, Tenant, validated
 from amiflow_schemas.events.tariffs import RecurringCharge, RegisterPrice, TariffPublished, TariffTier, TierPeriod
 from amiflow_schemas.primitives import Identifier, NonNegativeDecimal, Text, Unit, Utility
@@ -68,7 +69,7 @@ def tariff_view(tariff: Tariff) -> TariffView:
                           for v in tariff.versions])
 
 
-@router.post("/tariffs", status_code=201, response_model=TariffView,
+@router.post("/tariffs", openapi_extra=CONFIGURATION, status_code=201, response_model=TariffView,
              responses=refusal_docs(Refusal.CONFLICT, Refusal.INVALID))
 async def publish_tariff(body: PublishTariff, runtime: RuntimeDep, tenant: Tenant) -> Any:
     """Publish a version; a new version of an existing tariff takes effect now or later, never earlier."""

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from amiflow_runtime.clock import FrozenClock
+from amiflow_runtime.testing import asgi_client
 from amiflow_schemas import decode_event
 from billing import posting
 from billing.adapters import db, store
@@ -177,7 +178,7 @@ async def billing_api(database_url: str) -> AsyncIterator[BillingApi]:
     runtime = app.state.runtime
     runtime.clock = FrozenClock(datetime(2026, 7, 15, 10, tzinfo=ZONE))
     await runtime.migrate()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://billing") as http:
+    async with asgi_client(app, "http://billing") as http:
         yield BillingApi(http, runtime)
     await runtime.engine.dispose()
 

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from amiflow_runtime.clock import FrozenClock
 from amiflow_runtime.outbox import stage
+from amiflow_runtime.testing import asgi_client
 from amiflow_schemas import new_envelope
 from amiflow_schemas.events.readings import ReadingCorrected, ReadingValidated
 from amiflow_schemas.examples import example_payloads
@@ -130,7 +131,7 @@ async def month(postgres_database: Any) -> AsyncIterator[Month]:
     runtime = app.state.runtime
     runtime.clock = FrozenClock(local(1, 0) - timedelta(hours=2))
     await runtime.migrate()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://billing") as http:
+    async with asgi_client(app, "http://billing") as http:
         yield Month(http, runtime)
     await runtime.engine.dispose()
 

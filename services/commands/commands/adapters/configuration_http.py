@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+from amiflow_runtime.auth import CONFIGURATION
 from amiflow_runtime.db import lock_for_transaction
 from amiflow_runtime.http import RuntimeDep, Tenant, validated
 from amiflow_schemas.events.commands import CommandKind
@@ -67,7 +68,7 @@ class RuleView(BaseModel):
     updated_at: datetime
 
 
-@router.put("/cut-off-policy", response_model=PolicyView, responses=refusal_docs(422))
+@router.put("/cut-off-policy", openapi_extra=CONFIGURATION, response_model=PolicyView, responses=refusal_docs(422))
 async def set_cut_off_policy(body: PolicyChange, runtime: RuntimeDep, tenant: Tenant) -> Any:
     """Replace the tenant's cut-off policy: what to cut, quiet windows and days, holidays, intervals, restore."""
     zone, now = ZoneInfo(commands_settings(runtime.settings).zone_of(tenant)), runtime.clock.now()
@@ -95,7 +96,8 @@ async def read_cut_off_policy(runtime: RuntimeDep, tenant: Tenant) -> Any:
     return PolicyView(policy=policy, default=False, updated_by=by, updated_at=at)
 
 
-@router.put("/exemptions/{account_id}", response_model=ExemptionView, responses=refusal_docs(422))
+@router.put("/exemptions/{account_id}", openapi_extra=CONFIGURATION, response_model=ExemptionView,
+            responses=refusal_docs(422))
 async def set_exemption(account_id: AccountId, body: ExemptionChange, runtime: RuntimeDep, tenant: Tenant) -> Any:
     """Do not cut the account off through a local date (inclusive), e.g. for a medical need; replaces any before."""
     zone, now = ZoneInfo(commands_settings(runtime.settings).zone_of(tenant)), runtime.clock.now()
@@ -120,7 +122,7 @@ async def read_exemption(account_id: AccountId, runtime: RuntimeDep, tenant: Ten
                          updated_by=found.updated_by, updated_at=found.updated_at)
 
 
-@router.delete("/exemptions/{account_id}", status_code=204, responses=refusal_docs(404))
+@router.delete("/exemptions/{account_id}", openapi_extra=CONFIGURATION, status_code=204, responses=refusal_docs(404))
 async def remove_exemption(account_id: AccountId, runtime: RuntimeDep, tenant: Tenant) -> Response:
     """End the exemption now: the account's next depletion is cut off under the policy."""
     async with runtime.sessions() as session, session.begin():
@@ -131,7 +133,8 @@ async def remove_exemption(account_id: AccountId, runtime: RuntimeDep, tenant: T
     return Response(status_code=204)
 
 
-@router.put("/automation-rules/{rule_id}", response_model=RuleView, responses=refusal_docs(422))
+@router.put("/automation-rules/{rule_id}", openapi_extra=CONFIGURATION, response_model=RuleView,
+            responses=refusal_docs(422))
 async def set_automation_rule(rule_id: str, body: RuleChange, runtime: RuntimeDep, tenant: Tenant) -> Any:
     """Replace a rule: on an alarm or a threshold, request (execute) or propose one command on the device."""
     if body.rule_id != rule_id:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from amiflow_runtime.auth import ACCOUNT_DATA
 from amiflow_runtime.http import RuntimeDep, Tenant
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
@@ -31,7 +32,7 @@ class AccountSupplyView(BaseModel):
 router = APIRouter(prefix="/v1", tags=["supply"])
 
 
-@router.get("/accounts/{account_id}/supply", response_model=AccountSupplyView,
+@router.get("/accounts/{account_id}/supply", openapi_extra=ACCOUNT_DATA, response_model=AccountSupplyView,
             responses={404: {"description": "No balance event of this account has reached commands"}})
 async def account_supply(account_id: str, runtime: RuntimeDep, tenant: Tenant) -> AccountSupplyView:
     """Whether the account's supply should be cut off or restored, and since when."""

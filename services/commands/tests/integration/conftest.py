@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from amiflow_runtime.clock import FrozenClock
+from amiflow_runtime.testing import asgi_client
 from amiflow_schemas import decode_event
 from amiflow_schemas.primitives import Utility
 from commands.adapters import db, store
@@ -88,7 +89,7 @@ async def console(database_url: str) -> AsyncIterator[Console]:
     runtime = app.state.runtime
     runtime.clock = FrozenClock(datetime(2026, 7, 15, 10, tzinfo=ZONE))
     await runtime.migrate()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://commands") as http:
+    async with asgi_client(app, "http://commands") as http:
         driver = Console(http, runtime)
         await driver.remember(POWER, POWER_2, WATER, REMOVED)
         yield driver

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
+from amiflow_runtime.auth import Permission, needs
 from amiflow_runtime.http import RuntimeDep, Tenant
 from amiflow_runtime.metrics import HTTP_REJECTED
 from amiflow_schemas.events.devices import BatteryLevel, BatteryStatus, DeviceAlarmFlag, DeviceStatusReported
@@ -153,10 +154,12 @@ def to_submission(index: int, item: ReadingItem, settings: IngestSettings, now: 
     return Submission(index, reading, status)
 
 
-@router.post("/readings", response_model=BatchReceipt, responses={
-    202: {"description": "A single reading was accepted"},
-    409: {"description": "A single reading contradicts the one accepted for that meter and instant"},
-    422: {"description": "The request is not valid; the body says why"}})
+# Integrators send readings; operators key in the ones read by hand.
+@router.post("/readings", openapi_extra=needs(Permission.INGEST, Permission.OPERATE), response_model=BatchReceipt,
+             responses={
+                 202: {"description": "A single reading was accepted"},
+                 409: {"description": "A single reading contradicts the one accepted for that meter and instant"},
+                 422: {"description": "The request is not valid; the body says why"}})
 async def post_readings(body: ReadingBatch | ReadingItem, runtime: RuntimeDep, settings: Settings,
                         tenant: Tenant) -> Any:
     """Accept readings: a batch answers per item (re-sending one is a no-op); a single object answers alone."""

@@ -21,6 +21,7 @@ import httpx
 from amiflow_schemas.primitives import Utility
 
 from ingest.simulator.models import KINDS
+from ingest.simulator.registration import bearer_headers
 
 log = logging.getLogger("ingest.simulator.demo")
 
@@ -47,7 +48,7 @@ async def open_demo_accounts(meters: Sequence[tuple[str, Utility]], tenant: str,
                              client: httpx.AsyncClient | None = None) -> int:
     """Tariffs, accounts (two meters each), opening recharges and contacts; returns accounts opened now."""
     own = client is None
-    http = client or httpx.AsyncClient(timeout=30.0)
+    http = client or httpx.AsyncClient(timeout=30.0, headers=bearer_headers())
     headers = {"X-Tenant-Id": tenant}
     draw = random.Random(seed)  # demo amounts, reproducible from the fleet's seed
     try:

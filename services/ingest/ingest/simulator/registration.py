@@ -12,6 +12,7 @@ import asyncio
 import csv
 import io
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,11 +49,18 @@ def csv_text(columns: tuple[str, ...], rows: Iterable[Mapping[str, str]]) -> str
     return out.getvalue()
 
 
+def bearer_headers() -> dict[str, str]:
+    """The simulator's credentials for the platform's APIs: the token in AMIFLOW_API_TOKEN (`amiflow up`
+    fetches one from the identity service for it), or none (the APIs then answer 401 with the reason)."""
+    token = os.environ.get("AMIFLOW_API_TOKEN")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 async def import_fleet(api_url: str, tenant: str, gateways_csv: str, meters_csv: str, *, deadline_s: float = 120.0,
                        client: httpx.AsyncClient | None = None) -> list[ImportOutcome]:
     """Import the gateways file, then the meters file; RegistrationFailed when either is refused."""
     own = client is None
-    http = client or httpx.AsyncClient(timeout=30.0)
+    http = client or httpx.AsyncClient(timeout=30.0, headers=bearer_headers())
     try:
         deadline = asyncio.get_running_loop().time() + deadline_s
         return [await _import(http, api_url, tenant, kind, body, deadline)

@@ -11,12 +11,11 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from amiflow_runtime.localkafka import free_port
 from amiflow_runtime.service import Subscription
-from amiflow_runtime.testing import unique
+from amiflow_runtime.testing import asgi_client, unique
 from amiflow_schemas import decode_event, encode_event, envelope_headers, new_envelope
 from amiflow_schemas.events.commands import CommandReason, ValveAction, ValveCommandIssued
 from amiflow_schemas.primitives import ValveState
@@ -63,7 +62,7 @@ async def head_end(kafka_bootstrap: str, postgres_database: Any) -> AsyncIterato
     fleet = Fleet.build(FleetSpec(meters=200, dtus=10, seed=7, prefix=tenant.upper(), tenant=tenant,
                                   leak_rate=0.05, low_battery_rate=0.05))
     registry_app = api(settings)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=registry_app), base_url="http://ingest") as http:
+    async with asgi_client(registry_app, "http://ingest") as http:
         await fleet.register("http://ingest", client=http)
     await registry_app.state.runtime.engine.dispose()
     readings, statuses, lifecycle = (Topic(kafka_bootstrap, name, tenant) for name in (

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from amiflow_runtime.testing import asgi_client
 from amiflow_schemas import decode_event
 from ingest.adapters import db
 from ingest.config import IngestSettings
@@ -26,7 +27,7 @@ async def client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, An
     app = api(IngestSettings(database_url=database_url))
     runtime = app.state.runtime  # the lifespan (Kafka) is not started: these tests stop at the outbox
     await runtime.migrate()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as http:
+    async with asgi_client(app, "http://ingest") as http:
         yield http, runtime
     await runtime.engine.dispose()
 

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from amiflow_runtime.clock import FrozenClock
+from amiflow_runtime.testing import auth_headers
 from amiflow_schemas import decode_event
 from ingest.adapters import db
 from ingest.config import IngestSettings
@@ -30,7 +31,7 @@ async def api_client(database_url: str) -> Any:
     runtime.clock = FrozenClock(NOW)
     await runtime.migrate()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://ingest",
-                                 headers={"x-tenant-id": "t1"}) as client:
+                                 headers=auth_headers("t1")) as client:
         yield client
     await runtime.engine.dispose()
 

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from amiflow_runtime.deadletter import ConsumedRecord, DeadLetters
 from amiflow_runtime.localkafka import free_port
 from amiflow_runtime.pipeline import EventPipeline
 from amiflow_runtime.service import ServiceRuntime
-from amiflow_runtime.testing import unique
+from amiflow_runtime.testing import asgi_client, unique
 from amiflow_schemas import Envelope, decode_event, encode_event, envelope_headers, new_envelope
 from amiflow_schemas.events.commands import (
     CommandDispatched,
@@ -123,7 +122,7 @@ async def head_end(database_url: str) -> AsyncIterator[HeadEnd]:
                                   mix=((MeterKind.WATER, 2), (MeterKind.ELECTRICITY, 2)), drift_rate=1.0,
                                   schedule="push", time_zone="Asia/Shanghai", behaviour=FAST))
     registry = api(settings)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=registry), base_url="http://ingest") as http:
+    async with asgi_client(registry, "http://ingest") as http:
         await fleet.register("http://ingest", client=http)
     await registry.state.runtime.engine.dispose()
     gateway = DtuGateway(runtime, settings, instance="commands-test")

@@ -7,6 +7,7 @@ from datetime import datetime, time
 from typing import Annotated, Any
 from uuid import UUID
 
+from amiflow_runtime.auth import ACCOUNT_DATA, CONFIGURATION
 from amiflow_runtime.http import RuntimeDep, Tenant
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -123,7 +124,7 @@ async def delete_contact(contact_id: str, runtime: RuntimeDep, tenant: Tenant) -
             raise HTTPException(404, detail={"problem": "unknown_contact", "reason": f"no contact {contact_id}"})
 
 
-@router.get("/accounts/{account_id}/contacts", response_model=list[ContactView])
+@router.get("/accounts/{account_id}/contacts", openapi_extra=ACCOUNT_DATA, response_model=list[ContactView])
 async def account_contacts(account_id: str, runtime: RuntimeDep, tenant: Tenant) -> list[dict[str, Any]]:
     """The contacts notify tells about an account."""
     async with runtime.sessions() as session:
@@ -157,7 +158,7 @@ class NewSubscriptionView(SubscriptionView):
                                     "Shown only now.")
 
 
-@router.post("/webhook-subscriptions", status_code=201, response_model=NewSubscriptionView,
+@router.post("/webhook-subscriptions", openapi_extra=CONFIGURATION, status_code=201, response_model=NewSubscriptionView,
              responses={409: {"description": "The subscription id is taken"}})
 async def subscribe(body: SubscriptionBody, runtime: RuntimeDep, tenant: Tenant) -> dict[str, Any]:
     """Subscribe an integrator's endpoint to topics; every delivery is signed with the secret answered here."""
@@ -172,13 +173,13 @@ async def subscribe(body: SubscriptionBody, runtime: RuntimeDep, tenant: Tenant)
             "created_by": body.created_by, "created_at": now, "secret": secret}
 
 
-@router.get("/webhook-subscriptions", response_model=list[SubscriptionView])
+@router.get("/webhook-subscriptions", openapi_extra=CONFIGURATION, response_model=list[SubscriptionView])
 async def list_subscriptions(runtime: RuntimeDep, tenant: Tenant) -> list[dict[str, Any]]:
     async with runtime.sessions() as session:
         return await store.subscriptions(session, tenant)
 
 
-@router.delete("/webhook-subscriptions/{subscription_id}", status_code=204)
+@router.delete("/webhook-subscriptions/{subscription_id}", openapi_extra=CONFIGURATION, status_code=204)
 async def unsubscribe(subscription_id: str, runtime: RuntimeDep, tenant: Tenant) -> None:
     async with runtime.sessions() as session, session.begin():
         if not await store.unsubscribe(session, tenant, subscription_id):

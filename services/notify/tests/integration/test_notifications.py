@@ -17,6 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from amiflow_runtime.clock import FrozenClock
 from amiflow_runtime.localkafka import free_port
+from amiflow_runtime.testing import asgi_client
 from amiflow_schemas import new_envelope
 from amiflow_schemas.events.alarms import AlarmRaised
 from amiflow_schemas.events.billing import BalanceLow
@@ -84,7 +85,7 @@ async def notify(database_url: str) -> AsyncIterator[Notify]:
     runtime = app.state.runtime
     runtime.clock = FrozenClock(MORNING)
     await runtime.migrate()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify") as http, \
+    async with asgi_client(app, "http://notify") as http, \
             httpx.AsyncClient() as client:
         yield Notify(runtime, settings, http, client, smtp_port)
     await runtime.engine.dispose()

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from amiflow_runtime.clock import FrozenClock
+from amiflow_runtime.testing import asgi_client
 from amiflow_schemas import decode_event, new_envelope
 from amiflow_schemas.examples import example_payloads
 from sqlalchemy import select
@@ -29,7 +30,7 @@ async def client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, An
     runtime = app.state.runtime
     runtime.clock = FrozenClock(NOW)
     await runtime.migrate()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vee") as http:
+    async with asgi_client(app, "http://vee") as http:
         yield http, runtime
     await runtime.engine.dispose()
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from amiflow_runtime.clock import FrozenClock
+from amiflow_runtime.testing import asgi_client
 from amiflow_schemas import decode_event, new_envelope
 from amiflow_schemas.events.readings import ReadingReceived
 from amiflow_schemas.events.registry import MeterDefined, MeterGroups, ReadSchedule, ScheduleKind
@@ -44,7 +45,7 @@ async def vee(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]
     runtime = app.state.runtime
     runtime.clock = FrozenClock(NOW)
     await runtime.migrate()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vee") as http:
+    async with asgi_client(app, "http://vee") as http:
         yield http, runtime
     await runtime.engine.dispose()
 

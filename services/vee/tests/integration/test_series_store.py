@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from amiflow_runtime.clock import FrozenClock
+from amiflow_runtime.testing import asgi_client
 from amiflow_schemas import new_envelope
 from amiflow_schemas.events.readings import ReadingReceived
 from amiflow_schemas.events.registry import MeterDefined, ReadSchedule, ScheduleKind
@@ -171,15 +172,13 @@ async def test_device_status_raises_an_alarm_once_and_the_timer_estimates_a_sile
 
 
 async def test_an_operator_edit_is_a_new_version_kept_in_the_log_and_a_bad_one_is_refused(database_url: str) -> None:
-    import httpx
     from vee.main import api
 
     runtime = await setup(database_url, "WM-EDIT")
     await feed(runtime, [reading("WM-EDIT", d, v) for d, v in ((0, "100"), (1, "103"), (2, "150"), (3, "109"))])
     app = api(VeeSettings(database_url=database_url))
     app.state.runtime.clock = runtime.clock
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vee",
-                                 headers={"X-Tenant-Id": "t"}) as http:
+    async with asgi_client(app, "http://vee", "t") as http:
         slot = (START + timedelta(days=2)).isoformat()
         edit = {"value": "106", "edited_by": "analyst-1", "reason_code": "misread", "comment": "photo shows 106"}
         response = await http.post(f"/v1/meters/WM-EDIT/readings/{slot}/edits", json=edit)
@@ -201,7 +200,6 @@ async def test_an_operator_edit_is_a_new_version_kept_in_the_log_and_a_bad_one_i
 
 
 async def test_a_buildings_consumption_is_the_exact_sum_of_its_meters_per_local_day(database_url: str) -> None:
-    import httpx
     from vee.main import api
 
     runtime = await setup(database_url, "WM-A")
@@ -216,8 +214,7 @@ async def test_a_buildings_consumption_is_the_exact_sum_of_its_meters_per_local_
     await feed(runtime, [reading("WM-A", d, v) for d, v in ((0, "10"), (1, "10.1"), (2, "10.3"))])
     await feed(runtime, [reading("WM-B", d, v) for d, v in ((0, "5"), (1, "5.2"), (2, "5.5"))])
     app = api(VeeSettings(database_url=database_url))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vee",
-                                 headers={"X-Tenant-Id": "t"}) as http:
+    async with asgi_client(app, "http://vee", "t") as http:
         days = (await http.get(f"/v1/groups/building/{building}/consumption", params={"granularity": "day"})).json()
     await app.state.runtime.engine.dispose()
     await runtime.engine.dispose()

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
+from amiflow_runtime.auth import CONFIGURATION
 from amiflow_runtime.http import RuntimeDep, Tenant
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
@@ -57,7 +58,7 @@ class DistrictDayView(BaseModel):
     evaluated_at: datetime
 
 
-@router.put("/districts/{district_id}", response_model=DistrictView,
+@router.put("/districts/{district_id}", openapi_extra=CONFIGURATION, response_model=DistrictView,
             responses={422: {"description": "An inflow meter is not in the registry"}})
 async def configure_district(district_id: DistrictId, body: DistrictBody, runtime: RuntimeDep, tenant: Tenant) -> Any:
     """Create or change a district; the daily job evaluates it from the next run on."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from amiflow_runtime.auth import CONFIGURATION
 from amiflow_runtime.http import RuntimeDep, Tenant
 from fastapi import APIRouter, HTTPException
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -61,7 +62,7 @@ async def rule_defaults() -> Any:
     return VeeParameters().model_dump(mode="json")
 
 
-@router.post("/rules", status_code=201, response_model=RuleVersionView,
+@router.post("/rules", openapi_extra=CONFIGURATION, status_code=201, response_model=RuleVersionView,
              responses={409: {"description": "The rule id is taken"}, 422: {"description": "Unknown or bad parameter"}})
 async def publish_rule(body: RuleVersionBody, runtime: RuntimeDep, tenant: Tenant) -> Any:
     """Publish a version: data measured from effective_from on is checked with it (data already validated
