@@ -87,7 +87,7 @@ def registry_handler(clock: Clock) -> Handler:
             return []
         meter = payload.meter
         device = Device(device_id=meter.meter_id, utility=meter.utility, profile=meter.profile,
-                        active=meter.status is not MeterStatus.REMOVED)
+                        active=meter.status is not MeterStatus.REMOVED, site=meter.groups.building)
         await lock_devices(session, envelope.tenant_id, [meter.meter_id])
         await store.remember_device(session, envelope.tenant_id, payload.revision, device, clock.now())
         return []

@@ -159,6 +159,8 @@ def _test_token_keys() -> None:
     """Publish the suite's token keys before any service or subprocess starts; the fleet simulator
     (registration, demo customers) calls the APIs with AMIFLOW_API_TOKEN as `amiflow up` gives it one."""
     suite_signing_key()
+    # In-process apps trust the suite's key file only; a platform under test names its identity's JWKS URL.
+    os.environ.setdefault("AMIFLOW_AUTH_JWKS_URL", "")
     os.environ.setdefault("AMIFLOW_API_TOKEN", token_for("demo", ("platform_admin",), subject="test-simulator",
                                                          expires_in_s=8 * 3600))
 

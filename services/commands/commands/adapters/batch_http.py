@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.http import Caller, RuntimeDep, Tenant
 from amiflow_schemas.events.commands import CommandKind, ParameterSetting
 from amiflow_schemas.primitives import Identifier, Text
 from fastapi import APIRouter
@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from commands.adapters.commands_http import CommandWindow, console_command_id, operator_request
-from commands.adapters.web import CommandView, console_desk, refusal_docs, submitted_view
+from commands.adapters.web import CommandView, console_desk, out_of_reach, refusal_docs, signed_by, submitted_view
 from commands.core.model import Refusal
 from commands.desk import Desk
 
@@ -109,8 +109,11 @@ def batch_key(batch_id: str, device_id: str) -> str:
     return f"batch:{digest}"
 
 
-async def _line(desk: Desk, body: CommandBatch, line: LineOrder) -> LineView:
+async def _line(desk: Desk, body: CommandBatch, line: LineOrder, beyond: dict[str, str]) -> LineView:
     kind = line.kind
+    if line.device_id in beyond:
+        return LineView(device_id=line.device_id, kind=kind, status=LineStatus.REFUSED, command=None,
+                        problem="out_of_reach", reason=beyond[line.device_id])
     key = batch_key(body.batch_id, line.device_id)
     try:
         requested = operator_request(body, desk.now, command_id=console_command_id(desk.tenant_id, key),
@@ -131,14 +134,16 @@ async def _line(desk: Desk, body: CommandBatch, line: LineOrder) -> LineView:
 
 
 @router.post("/commands/batch", response_model=BatchView, responses=refusal_docs(422))
-async def request_batch(body: CommandBatch, runtime: RuntimeDep, tenant: Tenant) -> Any:
+async def request_batch(body: CommandBatch, runtime: RuntimeDep, tenant: Tenant, caller: Caller) -> Any:
     """Up to 1000 commands, answered line by line (accepted, duplicate, or refused with the reason); a window
     that has passed refuses the whole batch."""
     now = runtime.clock.now()
     lines = body.orders()
     body.window(now)  # the window is the batch's: a passed one refuses it before any line is tried
+    signed_by(caller, body.requested_by)
     async with console_desk(runtime, tenant, [line.device_id for line in lines], now) as desk:
-        answers = [await _line(desk, body, line) for line in lines]
+        beyond = await out_of_reach(desk.session, tenant, caller, [line.device_id for line in lines])
+        answers = [await _line(desk, body, line, beyond) for line in lines]
     count = {status: sum(1 for a in answers if a.status is status) for status in LineStatus}
     return BatchView(batch_id=body.batch_id, accepted=count[LineStatus.ACCEPTED],
                      duplicate=count[LineStatus.DUPLICATE], refused=count[LineStatus.REFUSED], lines=answers)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
-from amiflow_runtime.http import RuntimeDep, Tenant, validated
+from amiflow_runtime.http import Caller, RuntimeDep, Tenant, validated
 from amiflow_schemas.events.commands import (
     CancelReason,
     CommandKind,
@@ -32,9 +32,11 @@ from commands.adapters.web import (
     SubmittedView,
     command_view,
     console_desk,
+    out_of_reach,
     problem,
     refusal_docs,
     refused,
+    signed_by,
     submitted_view,
 )
 from commands.core.lifecycle import cancel
@@ -144,17 +146,21 @@ SUBMIT_DOCS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/commands", status_code=201, response_model=SubmittedView, responses=SUBMIT_DOCS)
-async def request_command(body: OperatorCommand, runtime: RuntimeDep, tenant: Tenant, response: Response) -> Any:
+async def request_command(body: OperatorCommand, runtime: RuntimeDep, tenant: Tenant, caller: Caller,
+                          response: Response) -> Any:
     """Ask a device to act: a contradicting command not yet sent is cancelled (latest intent wins), one already
-    sent is waited for. Refused: an unknown device (404), a kind it cannot do, a removed device, a past window."""
+    sent is waited for. Refused: an unknown device (404), a kind it cannot do, a removed device, a past window,
+    a device outside the operator's sites and duties (403)."""
     now = runtime.clock.now()
     requested = operator_request(body, now, command_id=console_command_id(tenant, body.idempotency_key),
                                  device_id=body.device_id, kind=body.kind, parameter=body.parameter,
-                                 requested_by=body.requested_by, note=body.note, account_id=body.account_id,
-                                 idempotency_key=body.idempotency_key)
+                                 requested_by=signed_by(caller, body.requested_by), note=body.note,
+                                 account_id=body.account_id, idempotency_key=body.idempotency_key)
 
     async def submit() -> SubmittedView:
         async with console_desk(runtime, tenant, [body.device_id], now) as desk:
+            for reason in (await out_of_reach(desk.session, tenant, caller, [body.device_id])).values():
+                raise problem(403, "out_of_reach", reason)
             result = await desk.submit(requested)
             if isinstance(result, Refusal):
                 raise refused(result)
@@ -192,7 +198,8 @@ async def read_command(command_id: UUID, runtime: RuntimeDep, tenant: Tenant) ->
 
 
 @router.post("/commands/{command_id}/cancel", response_model=CommandView, responses=refusal_docs(404, 409))
-async def cancel_command(command_id: UUID, body: CancelOrder, runtime: RuntimeDep, tenant: Tenant) -> Any:
+async def cancel_command(command_id: UUID, body: CancelOrder, runtime: RuntimeDep, tenant: Tenant,
+                         caller: Caller) -> Any:
     """Withdraw a command not yet sent; commands queued after it are released. A sent command cannot be called
     back from the device (409): send the opposite command instead."""
     now = runtime.clock.now()
@@ -204,7 +211,9 @@ async def cancel_command(command_id: UUID, body: CancelOrder, runtime: RuntimeDe
         command = await store.load(desk.session, tenant, command_id)  # it may have been sent before the lock
         if command is None:
             raise problem(404, "unknown_command", f"no command {command_id}")
-        result = cancel(command, body.cancelled_by, CancelReason.OPERATOR, body.reason, now)
+        for reason in (await out_of_reach(desk.session, tenant, caller, [command.device_id])).values():
+            raise problem(403, "out_of_reach", reason)
+        result = cancel(command, signed_by(caller, body.cancelled_by), CancelReason.OPERATOR, body.reason, now)
         if isinstance(result, Refusal):
             raise refused(result)
         await desk.take([result])

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.http import Caller, RuntimeDep, Tenant
 from amiflow_schemas.events.commands import CommandProposed
 from amiflow_schemas.primitives import Identifier, Text
 from fastapi import APIRouter, Response
@@ -20,9 +20,11 @@ from commands.adapters.web import (
     SubmittedView,
     command_view,
     console_desk,
+    out_of_reach,
     problem,
     refusal_docs,
     refused,
+    signed_by,
     submitted_view,
 )
 from commands.core.automation import accept_proposal
@@ -53,7 +55,7 @@ ACCEPT_DOCS: dict[int | str, dict[str, Any]] = {
 
 @router.post("/proposals/{proposal_id}/accept", status_code=201, response_model=SubmittedView,
              responses=ACCEPT_DOCS)
-async def accept(proposal_id: UUID, body: Acceptance, runtime: RuntimeDep, tenant: Tenant,
+async def accept(proposal_id: UUID, body: Acceptance, runtime: RuntimeDep, tenant: Tenant, caller: Caller,
                  response: Response) -> Any:
     """Request the proposed command; a lapsed proposal is refused (409), as is a device that cannot do it."""
     now = runtime.clock.now()
@@ -68,10 +70,12 @@ async def accept(proposal_id: UUID, body: Acceptance, runtime: RuntimeDep, tenan
 
     async def carry_out() -> SubmittedView:
         async with console_desk(runtime, tenant, [proposal.device_id], now) as desk:
+            for reason in (await out_of_reach(desk.session, tenant, caller, [proposal.device_id])).values():
+                raise problem(403, "out_of_reach", reason)
             earlier = await _accepted_before(desk.session, tenant, proposal)
             if earlier is not None:
                 return earlier
-            requested = accept_proposal(proposal, body.operator_id, body.why, now, ttl)
+            requested = accept_proposal(proposal, signed_by(caller, body.operator_id), body.why, now, ttl)
             if isinstance(requested, Refusal):
                 raise refused(requested)
             result = await desk.submit(requested)

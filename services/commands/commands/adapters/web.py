@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
+from amiflow_runtime.auth import Principal, Role
 from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.outbox import stage
 from amiflow_schemas.events.commands import (
@@ -50,6 +51,32 @@ def problem(status: int, code: str, reason: str) -> HTTPException:
 def refused(refusal: Refusal) -> HTTPException:
     """The core's refusal as an HTTP answer: 404 unknown device, 409 wrong state, 422 otherwise."""
     return problem(STATUS[refusal.code], refusal.code.value, refusal.message)
+
+
+def signed_by(caller: Principal, name: str) -> str:
+    """The name a command is recorded under: an operator signs with their own (the token's subject); an
+    administrator may record on behalf of someone (the audit trail keeps the administrator as the actor)."""
+    if caller.roles & {Role.PLATFORM_ADMIN, Role.TENANT_ADMIN} or name == caller.subject:
+        return name
+    raise problem(422, "not_your_name", f"an operator signs with their own name ({caller.subject}), not {name!r}")
+
+
+async def out_of_reach(session: Any, tenant: str, caller: Principal, device_ids: Iterable[str]) -> dict[str, str]:
+    """The devices of `device_ids` outside the caller's sites and duties, each with the reason.
+
+    A device commands does not know yet is left to the core to refuse (404 unknown device) — unless the
+    caller is limited at all, for whom an unknown device is simply out of reach.
+    """
+    if caller.sites is None and caller.duties is None:
+        return {}
+    ids = list(dict.fromkeys(device_ids))
+    known = await store.devices_of(session, tenant, ids)
+    refused: dict[str, str] = {}
+    for device_id in ids:
+        device = known.get(device_id)
+        if device is None or not caller.covers(site=device.site, utility=device.utility.value):
+            refused[device_id] = f"{device_id} is outside your sites and duties"
+    return refused
 
 
 def commands_settings(settings: ServiceSettings) -> CommandsSettings:

@@ -55,6 +55,7 @@ class Device(Stored):
     profile: Identifier  # e.g. "cjt188-water-2004"
     active: bool  # False once the registry reports it removed
     kinds: frozenset[CommandKind] | None = None  # stated capabilities; None: the family's defaults
+    site: str | None = None  # the registry's building: operators may be limited to some sites
 
 
 def protocol_family(profile: str) -> ProtocolFamily:
