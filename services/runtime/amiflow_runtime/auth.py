@@ -113,6 +113,16 @@ class Principal:
     def is_platform_admin(self) -> bool:
         return Role.PLATFORM_ADMIN in self.roles
 
+    @property
+    def limited(self) -> bool:
+        """True when sites or duties narrow what this caller may touch."""
+        return self.sites is not None or self.duties is not None
+
+    def may_sign_as(self, name: str) -> bool:
+        """May an action be recorded under `name`? An operator signs only with their own name (the token's
+        subject); an administrator may record on behalf of someone — the audit trail names the administrator."""
+        return name == self.subject or bool(self.roles & {Role.PLATFORM_ADMIN, Role.TENANT_ADMIN})
+
 
 def _strings(claims: Mapping[str, Any], name: str) -> frozenset[str] | None:
     value = claims.get(name)

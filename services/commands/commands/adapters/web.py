@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from amiflow_runtime.auth import Principal, Role
+from amiflow_runtime.auth import Principal
 from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.outbox import stage
 from amiflow_schemas.events.commands import (
@@ -56,7 +56,7 @@ def refused(refusal: Refusal) -> HTTPException:
 def signed_by(caller: Principal, name: str) -> str:
     """The name a command is recorded under: an operator signs with their own (the token's subject); an
     administrator may record on behalf of someone (the audit trail keeps the administrator as the actor)."""
-    if caller.roles & {Role.PLATFORM_ADMIN, Role.TENANT_ADMIN} or name == caller.subject:
+    if caller.may_sign_as(name):
         return name
     raise problem(422, "not_your_name", f"an operator signs with their own name ({caller.subject}), not {name!r}")
 
@@ -67,7 +67,7 @@ async def out_of_reach(session: Any, tenant: str, caller: Principal, device_ids:
     A device commands does not know yet is left to the core to refuse (404 unknown device) — unless the
     caller is limited at all, for whom an unknown device is simply out of reach.
     """
-    if caller.sites is None and caller.duties is None:
+    if not caller.limited:
         return {}
     ids = list(dict.fromkeys(device_ids))
     known = await store.devices_of(session, tenant, ids)

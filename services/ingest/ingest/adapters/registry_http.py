@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.auth import Principal
+from amiflow_runtime.http import Caller, RuntimeDep, Tenant
 from amiflow_schemas.events.registry import MeterStatus
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
 from ingest import registry_app as handlers
@@ -36,11 +37,31 @@ class Replacement(BaseModel):
     installed: MeterView
 
 
+def _within_reach(caller: Principal, building: str | None, utility: str, meter_id: str) -> None:
+    if not caller.covers(site=building, utility=utility):
+        raise HTTPException(403, detail={"problem": "out_of_reach",
+                                         "reason": f"meter {meter_id} is outside your sites and duties"})
+
+
+async def _in_reach(runtime: Any, tenant: str, caller: Principal, meter_id: str) -> None:
+    """An operator limited to sites and duties changes only the meters within them (an unknown one included)."""
+    if not caller.limited:
+        return
+    async with runtime.sessions() as session:
+        found = await rdb.meter(session, tenant, meter_id)
+    if found is None:
+        raise HTTPException(403, detail={"problem": "out_of_reach",
+                                         "reason": f"meter {meter_id} is outside your sites and duties"})
+    _within_reach(caller, found.details.groups.building, found.details.utility.value, meter_id)
+
+
 @meters.post("/meters", status_code=status.HTTP_201_CREATED, response_model=MeterView)
 @answers_refusals
-async def register_meter(form: NewMeterForm, runtime: RuntimeDep, tenant: Tenant) -> Any:
+async def register_meter(form: NewMeterForm, runtime: RuntimeDep, tenant: Tenant, caller: Caller) -> Any:
     """Register a meter; it is announced as MeterDefined on amiflow.registry.devices."""
-    return meter_view(await handlers.register_meter(runtime, tenant, form.meter_id, form.to_details()))
+    details = form.to_details()
+    _within_reach(caller, details.groups.building, details.utility.value, form.meter_id)
+    return meter_view(await handlers.register_meter(runtime, tenant, form.meter_id, details))
 
 
 @meters.get("/meters", response_model=MeterPage)
@@ -65,29 +86,36 @@ async def get_meter(meter_id: str, runtime: RuntimeDep, tenant: Tenant) -> Any:
 
 @meters.put("/meters/{meter_id}", response_model=MeterView)
 @answers_refusals
-async def update_meter(meter_id: str, form: MeterForm, runtime: RuntimeDep, tenant: Tenant) -> Any:
+async def update_meter(meter_id: str, form: MeterForm, runtime: RuntimeDep, tenant: Tenant, caller: Caller) -> Any:
     """Replace a meter's details; the same details again change nothing (no event, same revision)."""
-    return meter_view(await handlers.update_meter(runtime, tenant, meter_id, form.to_details()))
+    details = form.to_details()
+    await _in_reach(runtime, tenant, caller, meter_id)
+    _within_reach(caller, details.groups.building, details.utility.value, meter_id)  # nor moved out of reach
+    return meter_view(await handlers.update_meter(runtime, tenant, meter_id, details))
 
 
 @meters.post("/meters/{meter_id}/removal", response_model=MeterView)
 @answers_refusals
-async def remove_meter(meter_id: str, form: RemovalForm, runtime: RuntimeDep, tenant: Tenant) -> Any:
+async def remove_meter(meter_id: str, form: RemovalForm, runtime: RuntimeDep, tenant: Tenant, caller: Caller) -> Any:
     """Take a meter off the network with its last reading; the record stays, with status removed."""
+    await _in_reach(runtime, tenant, caller, meter_id)
     return meter_view(await handlers.remove_meter(runtime, tenant, meter_id, form.removed_at, form.removal_reading))
 
 
 @meters.delete("/meters/{meter_id}", response_model=MeterView)
 @answers_refusals
-async def delete_meter(meter_id: str, runtime: RuntimeDep, tenant: Tenant) -> Any:
+async def delete_meter(meter_id: str, runtime: RuntimeDep, tenant: Tenant, caller: Caller) -> Any:
     """Remove a meter now, without a removal reading (POST …/removal records one)."""
+    await _in_reach(runtime, tenant, caller, meter_id)
     return meter_view(await handlers.remove_meter(runtime, tenant, meter_id, None, None))
 
 
 @meters.post("/meters/{meter_id}/replacement", status_code=status.HTTP_201_CREATED, response_model=Replacement)
 @answers_refusals
-async def replace_meter(meter_id: str, form: ReplacementForm, runtime: RuntimeDep, tenant: Tenant) -> Any:
+async def replace_meter(meter_id: str, form: ReplacementForm, runtime: RuntimeDep, tenant: Tenant,
+                        caller: Caller) -> Any:
     """Swap a meter: MeterReplaced on the old meter (both readings) and MeterDefined for the new one."""
+    await _in_reach(runtime, tenant, caller, meter_id)
     removed, installed = await handlers.replace_meter(runtime, tenant, meter_id, form.to_swap())
     return {"removed": meter_view(removed), "installed": meter_view(installed)}
 

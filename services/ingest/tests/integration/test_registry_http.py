@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from amiflow_runtime.clock import FrozenClock
-from amiflow_runtime.testing import auth_headers
+from amiflow_runtime.testing import auth_headers, token_for
 from amiflow_schemas import decode_event
 from ingest.adapters import db
 from ingest.config import IngestSettings
@@ -196,3 +196,32 @@ async def test_an_export_imports_back_unchanged_and_a_good_import_applies(api_cl
     assert len(exported.text.splitlines()) == 5
     assert (again.json()["unchanged"], again.json()["problems"]) == (4, [])
     assert [line.split(",")[0] for line in gateways.text.splitlines()] == ["gateway_id", "COL-1", "DTU-1"]
+
+
+def _operator(sites: list[str], duties: list[str], subject: str = "op-1") -> dict[str, str]:
+    token = token_for("t1", ("operator",), subject=subject, sites=sites, duties=duties)
+    return {"Authorization": f"Bearer {token}", "x-tenant-id": "t1"}
+
+
+async def test_an_operator_changes_only_meters_of_their_sites_and_duties(api_client: httpx.AsyncClient) -> None:
+    await network(api_client)
+    east = {**METER, "groups": {"building": "East"}}
+    assert (await api_client.post("/v1/meters", json=east)).status_code == 201
+    details = {k: v for k, v in east.items() if k != "meter_id"}
+
+    west_operator = _operator(["West"], ["water"])
+    power_operator = _operator(["East"], ["electricity"])
+    east_operator = _operator(["East"], ["water"])
+    refused = [await api_client.put("/v1/meters/WM-1", json=details, headers=h)
+               for h in (west_operator, power_operator)]
+    west = {**east, "meter_id": "WM-9", "groups": {"building": "West"}}
+    new_elsewhere = await api_client.post("/v1/meters", json=west, headers=east_operator)
+    moved_away = await api_client.put("/v1/meters/WM-1", json={**details, "groups": {"building": "West"}},
+                                      headers=east_operator)
+    removed_by_west = await api_client.delete("/v1/meters/WM-1", headers=west_operator)
+    changed = await api_client.put("/v1/meters/WM-1", json={**details, "room": "12"}, headers=east_operator)
+
+    assert [r.status_code for r in refused] == [403, 403]
+    assert refused[0].json()["detail"]["problem"] == "out_of_reach"
+    assert new_elsewhere.status_code == 403 and moved_away.status_code == 403 and removed_by_west.status_code == 403
+    assert changed.status_code == 200 and changed.json()["room"] == "12"

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.http import Caller, RuntimeDep, Tenant
 from amiflow_runtime.outbox import stage
 from amiflow_schemas import new_envelope
 from amiflow_schemas.events.alarms import AlarmAcknowledged, AlarmSubject, AlarmType
@@ -16,6 +16,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from vee.adapters import alarms_db, db
+from vee.adapters.reach import meter_in_reach, signed
 
 
 class AlarmView(BaseModel):
@@ -75,17 +76,25 @@ async def get_alarm(alarm_id: UUID, runtime: RuntimeDep, tenant: Tenant) -> Any:
 
 
 @router.post("/alarms/{alarm_id}/ack", response_model=AlarmView, responses={404: {"description": "No such alarm"}})
-async def acknowledge(alarm_id: UUID, body: Acknowledgement, runtime: RuntimeDep, tenant: Tenant) -> Any:
+async def acknowledge(alarm_id: UUID, body: Acknowledgement, runtime: RuntimeDep, tenant: Tenant,
+                      caller: Caller) -> Any:
     """Acknowledge an alarm once; acknowledging it again changes nothing and publishes nothing."""
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
         found = await alarms_db.alarm(session, tenant, alarm_id)
         if found is None:
             raise HTTPException(404, detail=f"no alarm {alarm_id}")
+        if found["subject"] == AlarmSubject.METER.value:
+            await meter_in_reach(session, tenant, caller, found["subject_id"])
+        elif caller.duties is not None and "water" not in caller.duties:
+            # A district metered area is water's and spans buildings: the water duty is what it takes.
+            raise HTTPException(403, detail={"problem": "out_of_reach",
+                                             "reason": "district alarms need the water duty"})
         if found["acknowledged_at"] is None:
             ack = AlarmAcknowledged(alarm_id=alarm_id, alarm_type=AlarmType(found["alarm_type"]),
                                     subject=AlarmSubject(found["subject"]), subject_id=found["subject_id"],
-                                    acknowledged_at=now, acknowledged_by=body.acknowledged_by, note=body.note)
+                                    acknowledged_at=now, acknowledged_by=signed(caller, body.acknowledged_by),
+                                    note=body.note)
             await alarms_db.acknowledged(session, tenant, ack)
             event = new_envelope(ack, event_id=uuid.uuid4(), tenant_id=tenant, key=ack.subject_id, occurred_at=now,
                                  recorded_at=now, producer="vee")

@@ -8,13 +8,14 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.http import Caller, RuntimeDep, Tenant
 from amiflow_schemas.events.readings import RegisterValue
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from vee import edits_app as edits
 from vee.adapters import registry_db, series_db
+from vee.adapters.reach import meter_in_reach, signed
 from vee.core.grid import Granularity
 from vee.edits_app import EditRequest
 
@@ -96,9 +97,11 @@ class EditView(BaseModel):
 @router.post("/meters/{meter_id}/readings/{measured_at}/edits", status_code=201,
              responses={404: {"description": "Unknown meter"}, 422: {"description": "The edit fails validation"}})
 async def edit_reading(meter_id: str, measured_at: AwareDatetime, body: EditBody, runtime: RuntimeDep,
-                       tenant: Tenant) -> Any:
+                       tenant: Tenant, caller: Caller) -> Any:
     """Edit (or delete) the value at a slot: a new version; the original and every edit are kept."""
-    request = EditRequest(measured_at=measured_at, value=body.value, edited_by=body.edited_by,
+    async with runtime.sessions() as session:
+        await meter_in_reach(session, tenant, caller, meter_id)
+    request = EditRequest(measured_at=measured_at, value=body.value, edited_by=signed(caller, body.edited_by),
                           reason_code=body.reason_code, comment=body.comment)
     try:
         published = await edits.edit_reading(runtime, tenant, meter_id, request, runtime.settings.zone_of)
