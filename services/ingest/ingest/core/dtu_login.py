@@ -36,6 +36,7 @@ class Login:
 
     registration_id: str
     consumed: int
+    packet: bytes = b""  # the registration packet without its line end, kept when the login is refused
 
 
 _PRINTABLE = set(string.ascii_letters + string.digits + "-_.:")
@@ -53,7 +54,7 @@ def parse_login(fmt: LoginFormat, buffer: bytes, ascii_length: int | None = None
     if fmt is LoginFormat.MAC:
         if len(buffer) < 6:
             raise LoginIncomplete
-        return Login("-".join(f"{b:02X}" for b in buffer[:6]), 6)
+        return Login("-".join(f"{b:02X}" for b in buffer[:6]), 6, buffer[:6])
     return _ascii(buffer, ascii_length)
 
 
@@ -68,7 +69,7 @@ def _fixed(buffer: bytes, length: int, head: bytes, tail: bytes, id_at: slice) -
     identity = packet[id_at]
     if not all(chr(b) in _PRINTABLE for b in identity):
         raise LoginRefused(f"registration id is not printable: {identity.hex(' ')}")
-    return Login(identity.decode(), length)
+    return Login(identity.decode(), length, packet)
 
 
 def _ascii(buffer: bytes, fixed_length: int | None) -> Login:
@@ -91,7 +92,7 @@ def _ascii_id(raw: bytes, consumed: int) -> Login:
     text = raw.decode("ascii", errors="replace")
     if not text or not all(c in _PRINTABLE for c in text):
         raise LoginRefused(f"registration id is not a printable id: {raw[:MAX_ASCII_ID].hex(' ')}")
-    return Login(text, consumed)
+    return Login(text, consumed, raw)
 
 
 def is_heartbeat(read: bytes, heartbeat: bytes | None, request_outstanding: bool) -> bool:

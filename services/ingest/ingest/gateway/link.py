@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from amiflow_schemas.events.devices import FrameProtocol, RejectionReason
+from prometheus_client import Counter
 
+from ingest.core.admission import LinkEnd, NoiseBudget
 from ingest.core.dtu_login import is_heartbeat
 from ingest.core.gw376 import Gw376Frame, Gw376Incomplete, NotGw376, master_confirm, parse_gw376
 from ingest.core.meter_requests import comparable_address
@@ -39,6 +41,11 @@ ReplyMatch = Callable[[DecodedFrame], bool]
 # meter's clock to the moment it started waiting.
 Outgoing = bytes | Callable[[], bytes]
 MAX_GW376_HELD = 65536  # a 376.1 frame is at most 16 Ki user bytes; more held back is garbage
+LINKS_CLOSED = Counter("amiflow_gateway_links_closed_total", "Logged-in links the gateway closed itself", ["reason"])
+
+
+class NoValidFrame(Exception):
+    """The link sent more bytes than its allowance without one valid frame among them."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ class DtuLink:
     _gw376_buffer: bytes = b""
     _last_request_at: float = 0.0
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    noise: NoiseBudget = field(default_factory=lambda: NoiseBudget(65536))
 
     @property
     def gateway_id(self) -> str:
@@ -98,6 +106,7 @@ class DtuLink:
 
     async def serve(self, first_bytes: bytes = b"") -> None:
         """Read until the peer goes away or stays silent past the idle timeout."""
+        data = first_bytes
         try:
             if first_bytes:
                 await self._take(first_bytes)
@@ -107,7 +116,10 @@ class DtuLink:
                     return
                 await self._take(data)
         except TimeoutError:
+            LINKS_CLOSED.labels(LinkEnd.IDLE.value).inc()
             log.info("DTU %s idle for %.0f s; closing", self.gateway_id, self.idle_timeout_s)
+        except NoValidFrame:
+            await self._cut_off(data)
         except (ConnectionError, OSError) as exc:
             log.info("DTU %s connection lost: %s", self.gateway_id, exc)
         finally:
@@ -119,11 +131,20 @@ class DtuLink:
         self.last_seen = time.monotonic()
         if self.gw376:
             await self._take_gw376(data)
-            return
-        if is_heartbeat(data, self.heartbeat, self._waiting is not None):
-            return
-        for item in self.splitter.feed(data):
-            await self._item(item)
+        elif not is_heartbeat(data, self.heartbeat, self._waiting is not None):
+            for item in self.splitter.feed(data):
+                await self._item(item)
+        if self.noise.run > self.noise.limit:
+            raise NoValidFrame
+
+    async def _cut_off(self, last_read: bytes) -> None:
+        # Everything up to here was reported piece by piece; this says why the link ends.
+        LINKS_CLOSED.labels(LinkEnd.NO_VALID_FRAME.value).inc()
+        detail = (f"link from {self.remote} cut off: {self.noise.run} bytes without a valid frame "
+                  f"(INGEST_GATEWAY_MAX_BYTES_WITHOUT_FRAME={self.noise.limit})")
+        log.warning("DTU %s %s", self.gateway_id, detail,
+                    extra={"gateway_event": "GatewayLinkCutOff", "reason": LinkEnd.NO_VALID_FRAME.value})
+        await self.sink.rejected(self, Rejection(last_read or b"\x00", RejectionReason.UNKNOWN_PROTOCOL, detail))
 
     async def _take_gw376(self, data: bytes) -> None:
         buffer = self._gw376_buffer + data
@@ -135,10 +156,12 @@ class DtuLink:
             except NotGw376 as exc:  # resync on the next start byte; what is skipped is reported
                 skip = buffer.find(b"\x68", 1)
                 skip = len(buffer) if skip < 0 else skip
+                self.noise.spend(skip)
                 await self.sink.rejected(self, Rejection(buffer[:skip], RejectionReason.UNKNOWN_PROTOCOL, str(exc)))
                 buffer = buffer[skip:]
                 continue
             buffer = buffer[used:]
+            self.noise.frame()
             await self.concentrator_frame(frame)
         self._gw376_buffer = buffer[-MAX_GW376_HELD:]
 
@@ -155,8 +178,11 @@ class DtuLink:
 
     async def _item(self, item: WireFrame | RejectedBytes) -> None:
         if isinstance(item, RejectedBytes):
+            self.noise.spend(len(item.raw))
             await self.sink.rejected(self, Rejection(item.raw, item.reason, item.detail, item.protocol))
-        elif not item.is_request:  # a request is the echo of ours (or another master's): not meter data
+            return
+        self.noise.frame()
+        if not item.is_request:  # a request is the echo of ours (or another master's): not meter data
             await self._frame(item.raw)
 
     def _decode(self, raw: bytes) -> DecodedFrame:

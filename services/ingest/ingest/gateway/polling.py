@@ -13,6 +13,7 @@ from amiflow_schemas.events.registry import ScheduleKind
 
 from ingest.adapters import gateway_db, registry_db
 from ingest.config import IngestSettings
+from ingest.core.admission import LinkEnd
 from ingest.core.meter_requests import (
     NotPollable,
     bus_framing,
@@ -24,7 +25,7 @@ from ingest.core.polling import DEFAULT_DAILY_AT, next_poll
 from ingest.core.protocols import MeterProfile, ProfileError, StreamSplitter
 from ingest.core.registry import Meter, ReadSchedule
 from ingest.gateway.downlink import Downlink
-from ingest.gateway.link import DtuLink
+from ingest.gateway.link import LINKS_CLOSED, DtuLink
 from ingest.gateway.uplink import GatewaySink
 from ingest.profiles import load_profile
 
@@ -83,9 +84,12 @@ class LinkWork:
         schedule = self.meters[meter_id].details.schedule or DEFAULT_SCHEDULE
         return next_poll(schedule, meter_id, after, self.tz) or after
 
-    def start(self) -> list[asyncio.Task[None]]:
-        """The link's background loops; the caller cancels them when the link closes."""
-        if self.link.gw376:  # a concentrator reads its own meters; we only keep its link (§5)
+    def start(self, reads: bool = True) -> list[asyncio.Task[None]]:
+        """The link's background loops; the caller cancels them when the link closes.
+
+        ``reads=False`` (a DTU held for commissioning) sends nothing down its bus: only liveness is kept.
+        """
+        if self.link.gw376 or not reads:  # a concentrator reads its own meters; we only keep its link (§5)
             return [asyncio.create_task(self._seen_loop())]
         return [asyncio.create_task(loop()) for loop in (self._poll_loop, self._downlink_loop, self._seen_loop)]
 
@@ -126,6 +130,7 @@ class LinkWork:
         # Consecutive silences on a whole bus point at the DTU, not the meters: drop the link and let
         # the DTU log in again (dtu-connections.md §3).
         if self.link.misses >= self.link.policy.suspect_after_misses:
+            LINKS_CLOSED.labels(LinkEnd.SILENT_BUS.value).inc()
             log.warning("DTU %s missed %d polls in a row; closing the link", self.link.gateway_id, self.link.misses)
             self.link.close()
 

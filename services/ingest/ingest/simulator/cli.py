@@ -3,7 +3,8 @@
 Defaults follow the ingest settings of the same environment: the gateway port from
 INGEST_GATEWAY_PORT, the API from INGEST_API_PORT, the heartbeat bytes from
 INGEST_GATEWAY_HEARTBEAT_HEX (heartbeats are off unless the gateway knows them, else it would take
-them for garbage), meter clocks in AMIFLOW_TIME_ZONE.
+them for garbage), meter clocks in AMIFLOW_TIME_ZONE, and TLS when INGEST_GATEWAY_TLS_CERTFILE is set
+(the DTUs then trust exactly that certificate).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from amiflow_runtime.logs import configure_logging
 
 from ingest.simulator.demo import DemoFailed, fleet_meters, open_demo_accounts
-from ingest.simulator.dtu import DtuBehaviour
+from ingest.simulator.dtu import DtuBehaviour, dtu_tls
 from ingest.simulator.fleet import Fleet, FleetSpec
 from ingest.simulator.models import MeterKind
 from ingest.simulator.registration import RegistrationFailed
@@ -85,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="idle heartbeat interval; default 60 when INGEST_GATEWAY_HEARTBEAT_HEX is set, else off")
     add("--heartbeat-hex", default=env.get("INGEST_GATEWAY_HEARTBEAT_HEX") or USR_HEARTBEAT)
     add("--time-zone", default=env.get("AMIFLOW_TIME_ZONE", "Asia/Shanghai"), help="the meters' wall clocks")
+    add("--tls-ca", metavar="FILE", default=None,
+        help="speak TLS to the gateway, trusting this CA or the gateway's own certificate "
+             "(default: $INGEST_GATEWAY_TLS_CERTFILE when set, else plain TCP)")
+    add("--tls-cert", metavar="FILE", default=None, help="the DTUs' client certificate, for mutual TLS")
+    add("--tls-key", metavar="FILE", default=None, help="the key of --tls-cert")
+    add("--tls-server-name", default=None, help="the name the gateway's certificate must show (default: its host)")
     add("--duration-s", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
     add("--summary-s", type=float, default=60.0, help=argparse.SUPPRESS)
     return parser
@@ -107,11 +115,24 @@ def spec_of(args: argparse.Namespace) -> FleetSpec:
                      time_zone=args.time_zone, behaviour=behaviour)
 
 
+def tls_of(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The DTUs' TLS context, or None for plain TCP."""
+    if args.tls_ca:
+        return dtu_tls(args.tls_ca, args.tls_cert, args.tls_key)
+    pinned = os.environ.get("INGEST_GATEWAY_TLS_CERTFILE")
+    if pinned:  # the gateway's own certificate, trusted as it is: its name is beside the point
+        return dtu_tls(pinned, args.tls_cert, args.tls_key, check_hostname=False)
+    if args.tls_cert:
+        raise SystemExit("--tls-cert needs --tls-ca (what the DTUs trust the gateway by)")
+    return None
+
+
 async def simulate(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
     """Register (if asked), run until ``stop``, SIGINT/SIGTERM or the duration; the exit code."""
     stop = stop or asyncio.Event()
     fleet = Fleet.build(spec_of(args))
     host, port = args.gateway
+    tls = tls_of(args)
     with _signals_set(stop):
         if args.register:
             try:
@@ -127,9 +148,9 @@ async def simulate(args: argparse.Namespace, stop: asyncio.Event | None = None) 
                                                        deadline_s=args.register_timeout_s))
             except DemoFailed as exc:  # the fleet still runs: its readings wait for accounts, not lost
                 log.error("demo customers not opened: %s", exc)
-        log.info("simulating %d meters behind %d DTUs against %s:%d (seed %d, prefix %s)", len(fleet.meters),
-                 len(fleet.dtus), host, port, args.seed, args.prefix)
-        await fleet.start(host, port)
+        log.info("simulating %d meters behind %d DTUs against %s:%d%s (seed %d, prefix %s)", len(fleet.meters),
+                 len(fleet.dtus), host, port, " over TLS" if tls else "", args.seed, args.prefix)
+        await fleet.start(host, port, tls, args.tls_server_name)
         reporter = asyncio.create_task(_report(fleet, args.summary_s))
         try:
             with contextlib.suppress(TimeoutError):

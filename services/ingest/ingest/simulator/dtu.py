@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,20 @@ log = logging.getLogger("ingest.simulator.dtu")
 
 Clock = Callable[[], datetime]
 COMMANDS = frozenset({ReplyKind.VALVE, ReplyKind.RELAY, ReplyKind.TIME_SET})
+
+
+def dtu_tls(trust: str, cert: str | None = None, key: str | None = None, *,
+            check_hostname: bool = True) -> ssl.SSLContext:
+    """A DTU's TLS context: trusting only ``trust`` (a CA, or the gateway's own certificate), with an
+    optional client certificate for mutual TLS."""
+    context = ssl.create_default_context(cafile=trust)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # The trusted file may hold the gateway's own (CA-issued) certificate rather than its CA: pinning.
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.check_hostname = check_hostname
+    if cert is not None:
+        context.load_cert_chain(cert, key)
+    return context
 
 
 @dataclass(frozen=True)
@@ -91,8 +106,9 @@ class VirtualDtu:
         """Script a drop: the next answered request's reply goes to the backlog, the link down for offline_s."""
         self._scripted_drops.append(offline_s)
 
-    async def run(self, host: str, port: int) -> None:
-        """Connect, serve, and reconnect after every drop or close, until stopped."""
+    async def run(self, host: str, port: int, tls: ssl.SSLContext | None = None,
+                  server_hostname: str | None = None) -> None:
+        """Connect (over TLS with a context), serve, and reconnect after every drop or close, until stopped."""
         self._stopping.clear()
         pushes = asyncio.create_task(self._push_loop())
         loop = asyncio.get_running_loop()
@@ -100,7 +116,7 @@ class VirtualDtu:
         try:
             while not self._stopping.is_set():
                 started = loop.time()
-                offline = await self._connect_and_serve(host, port)
+                offline = await self._connect_and_serve(host, port, tls, server_hostname)
                 if self._stopping.is_set():
                     break
                 if offline is not None:  # our own offline spell: its own length, and a fresh backoff
@@ -131,11 +147,16 @@ class VirtualDtu:
         except TimeoutError:
             pass
 
-    async def _connect_and_serve(self, host: str, port: int) -> float | None:
+    async def _connect_and_serve(self, host: str, port: int, tls: ssl.SSLContext | None,
+                                 server_hostname: str | None) -> float | None:
         """One connection; the offline spell when we dropped it ourselves, else None."""
         try:
-            reader, writer = await asyncio.open_connection(host, port)
-        except OSError as exc:
+            if tls is None:
+                reader, writer = await asyncio.open_connection(host, port)
+            else:
+                reader, writer = await asyncio.open_connection(host, port, ssl=tls,
+                                                               server_hostname=server_hostname or host)
+        except OSError as exc:  # ssl.SSLError too: a refused handshake is retried like a refused connection
             log.debug("DTU %s cannot reach %s:%d: %s", self.dtu_id, host, port, exc)
             return None
         try:

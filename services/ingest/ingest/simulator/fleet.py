@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import ssl
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -156,15 +157,16 @@ class Fleet:
         return await registration.import_fleet(api_url, self.spec.tenant, self.csv_gateways(), self.csv_meters(),
                                                deadline_s=deadline_s, client=client)
 
-    async def start(self, host: str, port: int) -> None:
-        """Connect every DTU in the background; returns at once."""
+    async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None,
+                    server_hostname: str | None = None) -> None:
+        """Connect every DTU in the background (over TLS with a context, see ``dtu_tls``); returns at once."""
         self._stopped.clear()
-        self._tasks = [asyncio.create_task(dtu.run(host, port), name=f"dtu {dtu.dtu_id}")
+        self._tasks = [asyncio.create_task(dtu.run(host, port, tls, server_hostname), name=f"dtu {dtu.dtu_id}")
                        for dtu in self.dtus.values()]
 
-    async def run(self, host: str, port: int) -> None:
+    async def run(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
         """Run until ``stop``."""
-        await self.start(host, port)
+        await self.start(host, port, tls)
         await self._stopped.wait()
 
     async def stop(self) -> None:
