@@ -4,6 +4,8 @@
     amiflow kafka     start | stop | status | fetch the local broker
     amiflow topics    create / verify the registry's topics and print them
     amiflow migrate   run each service's database migrations
+    amiflow backup    every service database and registry topic into one checksummed set
+    amiflow restore   verify a backup set and restore it into empty databases and topics
     amiflow decode    decode a meter frame;  amiflow encode   build a downlink frame
     amiflow simulate  a fleet of virtual meters and DTUs talking to the gateway
 
@@ -486,6 +488,49 @@ def _add_chores(sub: Any) -> None:
     migrate.set_defaults(handler=cmd_migrate)
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Take a backup set (amiflow_runtime.backup explains what and in which order)."""
+    from amiflow_runtime.backup import backup_command
+
+    return backup_command(args, say=lambda line: print(f"amiflow backup: {line}", flush=True))
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Verify a backup set and restore it."""
+    from amiflow_runtime.backup import restore_command
+
+    return restore_command(args, say=lambda line: print(f"amiflow restore: {line}", flush=True))
+
+
+def _add_backup_restore(sub: Any) -> None:
+    backup = sub.add_parser("backup", help="back up every service database and topic into a folder")
+    backup.add_argument("folder", help="new or empty folder for the backup set")
+    backup.add_argument("--only", choices=["databases", "topics"], help="back up only the databases or the topics")
+    _services_option(backup)
+    backup.add_argument("--topics", metavar="LIST", help="comma-separated registry topics (default: all)")
+    backup.add_argument("--bootstrap", metavar="ADDR", help="Kafka bootstrap servers "
+                        "(default: $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092)")
+    _data_dir_option(backup)
+    backup.set_defaults(handler=cmd_backup)
+    restore = sub.add_parser("restore", help="verify a backup set and restore it (services stopped)")
+    restore.add_argument("folder", help="the backup set's folder")
+    restore.add_argument("--only", choices=["databases", "topics"], help="restore only the databases or the topics")
+    restore.add_argument("--services", type=parse_services, metavar="LIST",
+                         help="comma-separated services whose databases to restore (default: all in the set)")
+    restore.add_argument("--topics", metavar="LIST", help="comma-separated topics to restore (default: all in the set)")
+    restore.add_argument("--replace-databases", action="store_true",
+                         help="restore over non-empty databases (pg_restore --clean; SQLite overwritten)")
+    restore.add_argument("--into-non-empty-topics", action="store_true",
+                         help="append to topics that already hold records instead of refusing")
+    restore.add_argument("--no-group-offsets", action="store_true",
+                         help="leave consumer group offsets alone (consumers then start from the earliest record)")
+    restore.add_argument("--verify-only", action="store_true", help="check the checksums and stop")
+    restore.add_argument("--bootstrap", metavar="ADDR", help="Kafka bootstrap servers "
+                         "(default: $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092)")
+    _data_dir_option(restore)
+    restore.set_defaults(handler=cmd_restore)
+
+
 # Tools that live in a service are run as that service's module: the runtime imports no service.
 DELEGATED = {
     "decode": (["ingest.tools.codec_cli", "decode"], "decode a meter frame (hex) and print it as JSON"),
@@ -514,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_up(sub)
     _add_chores(sub)
+    _add_backup_restore(sub)
     _add_delegated(sub)
     return parser
 
