@@ -44,7 +44,8 @@ class ServiceSettings(BaseSettings):
     """Settings every service process has."""
 
     # populate_by_name: ServiceSettings(kafka_bootstrap_servers=...) works as well as the env name.
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # hide_input_in_errors: a refused setting must not print the other inputs, passwords among them.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True, hide_input_in_errors=True)
 
     service_name: ClassVar[str] = "amiflow"
     default_api_port: ClassVar[int] = 8000
@@ -129,6 +130,9 @@ class ServiceSettings(BaseSettings):
     auth_jwks_file: Path | None = _platform("AMIFLOW_AUTH_JWKS_FILE", None)
     # Clock difference tolerated between the issuer and this process when checking exp / iat / nbf.
     auth_leeway_s: float = _platform("AMIFLOW_AUTH_LEEWAY_S", 30.0)
+    # Proxies (comma-separated addresses or CIDR networks) whose X-Forwarded-For the audit trail believes
+    # when it records where a call came from; from anyone else the header is kept but not believed.
+    trusted_proxies: str = _platform("AMIFLOW_TRUSTED_PROXIES", "")
 
     # The tenant's zone for local days and for meter clocks, which send local wall time without offset.
     time_zone: str = _platform("AMIFLOW_TIME_ZONE", "Asia/Shanghai")
@@ -209,4 +213,5 @@ class ServiceSettings(BaseSettings):
 
 def settings_config(prefix: str) -> SettingsConfigDict:
     """The pydantic-settings config of one service: its env prefix and strictness."""
-    return SettingsConfigDict(env_prefix=prefix, extra="ignore", frozen=True, populate_by_name=True)
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", frozen=True, populate_by_name=True,
+                              hide_input_in_errors=True)

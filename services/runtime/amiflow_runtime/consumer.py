@@ -47,10 +47,10 @@ class InboxConsumer:
             isolation_level="read_committed",
             max_poll_records=self.settings.consumer_batch_size,
         )
-        await self._consumer.start()
-        self.ready = True
-        log.info("consumer %s reading %s", self.pipeline.consumer, ", ".join(self.topics))
         try:
+            await self._consumer.start()  # refused ACLs raise here; the finally still closes the connections
+            self.ready = True
+            log.info("consumer %s reading %s", self.pipeline.consumer, ", ".join(self.topics))
             while not self._stopping:
                 batches = await self._consumer.getmany(timeout_ms=500,
                                                        max_records=self.settings.consumer_batch_size)

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+from faust.types.auth import CredentialsT
 from prometheus_client import generate_latest
 
 from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.deadletter import ConsumedRecord
-from amiflow_runtime.kafka import wait_for_kafka
+from amiflow_runtime.kafka import client_options, wait_for_kafka
 from amiflow_runtime.logs import logging_dict_config
 from amiflow_runtime.pipeline import Handler
 from amiflow_runtime.service import ServiceRuntime
@@ -27,20 +28,13 @@ def faust_app(runtime: ServiceRuntime, store: str = "memory://", app_id: str | N
     """A Faust app for one service: our topics are never declared by Faust, only used. The app id is
     the consumer group: two deployments on one cluster need two ids."""
     settings = runtime.settings
-    servers = ";".join(settings.kafka_bootstrap_servers.split(","))
     datadir = settings.resolved_data_dir / "faust" / settings.service_name
     datadir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         app_id or f"amiflow-{settings.service_name}",
-        broker=f"kafka://{servers}",
-        value_serializer="raw", key_serializer="raw",
-        topic_allow_declare=False,  # topics come from the registry in schemas/
-        topic_disable_leader=True,
+        **faust_kafka_options(settings),
         store=store,
         datadir=str(datadir),
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
-        producer_acks=-1,
         web_enabled=True, web_bind=settings.api_host, web_port=settings.resolved_ops_port,
         web_host=settings.api_host,
     )
@@ -52,6 +46,33 @@ def faust_app(runtime: ServiceRuntime, store: str = "memory://", app_id: str | N
 
     app.on_before_shutdown.connect(lambda *_a, **_kw: runtime.stop())
     return app
+
+
+def faust_kafka_options(settings: ServiceSettings) -> dict[str, Any]:
+    """How every amiflow Faust app uses Kafka: the broker, its security, and topics used but never declared."""
+    servers = ";".join(settings.kafka_bootstrap_servers.split(","))
+    return {
+        "broker": f"kafka://{servers}",
+        "broker_credentials": broker_credentials(settings),
+        "value_serializer": "raw", "key_serializer": "raw",
+        "topic_allow_declare": False,  # topics come from the registry in schemas/
+        "topic_disable_leader": True,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_commit_interval": 1.0,
+        "producer_acks": -1,
+    }
+
+
+def broker_credentials(settings: ServiceSettings) -> CredentialsT | None:
+    """The runtime's Kafka security (`client_options`) in Faust's terms, so agents connect as every other
+    client does. Faust picks SASL_SSL over SASL_PLAINTEXT by the presence of the TLS context."""
+    options = client_options(settings)
+    if "sasl_mechanism" in options:
+        return faust.SASLCredentials(username=options["sasl_plain_username"], password=options["sasl_plain_password"],
+                                     ssl_context=options.get("ssl_context"), mechanism=options["sasl_mechanism"])
+    if "ssl_context" in options:
+        return faust.SSLCredentials(options["ssl_context"])
+    return None
 
 
 def _ops_pages(app: faust.App, runtime: ServiceRuntime) -> None:
