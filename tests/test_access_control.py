@@ -20,7 +20,7 @@ from amiflow_runtime.auth import CUSTOMER_KEY, PUBLIC_KEY, Permission, route_per
 from amiflow_runtime.testing import token_for
 from fastapi import FastAPI
 
-SERVICES = ("ingest", "vee", "billing", "commands", "notify")
+SERVICES = ("identity", "ingest", "vee", "billing", "commands", "notify")
 ROLES = ("platform_admin", "tenant_admin", "operator", "integrator", "auditor", "customer")
 OWN_ACCOUNT = "ACC-OWN"
 
@@ -84,7 +84,8 @@ def _expected(role: str, method: str, route: Route) -> bool:
         "operator": bool(needed & {Permission.READ, Permission.OPERATE}),
         "integrator": bool(needed & {Permission.READ, Permission.INGEST}),
         "auditor": bool(needed & {Permission.READ, Permission.AUDIT}),
-        "customer": CUSTOMER_KEY in extra,
+        # a customer: their own account's routes, and the few open to anyone signed in (who am I, my password)
+        "customer": CUSTOMER_KEY in extra or Permission.OWN_ACCOUNT in needed,
     }[role]
 
 

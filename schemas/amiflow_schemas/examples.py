@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -9,7 +11,7 @@ from uuid import UUID, uuid5
 
 from amiflow_schemas import events as ev
 from amiflow_schemas.envelope import Envelope, new_envelope
-from amiflow_schemas.events import accounts, alarms, billing, commands, devices, notifications, readings, tariffs
+from amiflow_schemas.events import accounts, alarms, audit, billing, commands, devices, notifications, readings, tariffs
 from amiflow_schemas.events import registry as reg
 from amiflow_schemas.payload import EventPayload
 from amiflow_schemas.primitives import ReadingSource, RelayState, Unit, Utility, ValveState
@@ -373,10 +375,28 @@ def _registry() -> list[EventPayload]:
     ]
 
 
+def _audit() -> list[EventPayload]:
+    record_id, chain_id = example_id("audit-record"), example_id("audit-chain")
+    record = json.dumps({
+        "at": "2026-07-01T04:00:00.000000+00:00", "chain": str(chain_id), "id": str(record_id), "kind": "attempt",
+        "objects": ["EM-123456789012"], "seq": 42, "service": "commands", "tenant": "tenant-demo", "v": 1,
+        "what": {"method": "POST", "path": "/v1/commands", "route": "/v1/commands"},
+        "where": {"address": "10.20.0.7", "peer": "10.20.0.7", "user_agent": "curl/8.5.0"},
+        "who": {"home_tenant": "tenant-demo", "roles": ["operator"], "subject": "op-7", "tenant": "tenant-demo",
+                "token_id": "4f1c"},
+        "why": "tampering reported"}, sort_keys=True, separators=(",", ":"))
+    prev_hash = hashlib.sha256(b"example").hexdigest()
+    return [
+        ev.AuditRecorded(service="commands", chain_id=chain_id, seq=42, record_id=record_id,
+                         tenant_id="tenant-demo", kind=audit.AuditRecordKind.ATTEMPT, recorded_at=AT, record=record,
+                         prev_hash=prev_hash, record_hash=hashlib.sha256((prev_hash + record).encode()).hexdigest()),
+    ]
+
+
 def example_payloads() -> dict[str, EventPayload]:
     """An example payload of every current event type, by event type."""
     built = [*_readings(), *_devices(), *_alarms(), *_billing(), *_accounts(), *_tariffs(), *_commands(),
-             *_notifications(), *_registry()]
+             *_notifications(), *_registry(), *_audit()]
     by_type = {payload.EVENT_TYPE: payload for payload in built}
     return {name: by_type[name] for name in EVENT_TYPES if name in by_type}
 
@@ -391,6 +411,7 @@ def example_envelope(payload: EventPayload, tenant_id: str = "tenant-demo") -> E
         key=str(getattr(payload, topic.key)),
         occurred_at=AT,
         recorded_at=AT + timedelta(seconds=2),
-        producer=topic.producer,
+        # The audit topic is written by every service; its records name the one that wrote them.
+        producer=str(getattr(payload, "service", topic.producer)),
         causation_id=None,
     )

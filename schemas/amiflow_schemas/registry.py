@@ -59,6 +59,7 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         events.MeterReplaced,
         events.GatewayDefined,
         events.SimCardDefined,
+        events.AuditRecorded,
     )
 }
 """The current version of every event type, by name."""

@@ -11,6 +11,9 @@ FOREVER = -1
 DAY_MS = 24 * 60 * 60 * 1000
 
 CONSUMING_SERVICES = ("ingest", "vee", "billing", "commands", "notify")
+# The audit trail is written by every service API (each service its own hash chain), so its topic names
+# no single producer; the records say which service wrote them.
+EVERY_SERVICE = "every-service"
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,22 @@ TOPICS: tuple[TopicSpec, ...] = (
         producer="notify",
         description="Messages handed to e-mail, SMS, WeChat and webhook providers.",
         public=False,
+    ),
+    TopicSpec(
+        name="amiflow.audit",
+        key="tenant_id",
+        partitions=3,
+        cleanup_policy="delete",
+        # The copy of every service's audit chain outside its database: what an auditor compares the
+        # chain with when the database itself is in doubt. Deleting it would defeat its purpose.
+        retention_ms=FOREVER,
+        event_types=(ev.AuditRecorded.EVENT_TYPE,),
+        producer=EVERY_SERVICE,
+        description=(
+            "Every operator action and refused call, as appended to each service's hash-chained audit trail: "
+            "the canonical record, its sequence number and its hash."
+        ),
+        public=True,
     ),
     *(_dead_letters(service) for service in CONSUMING_SERVICES),
 )

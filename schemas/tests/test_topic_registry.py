@@ -9,6 +9,7 @@ import pytest
 from amiflow_schemas import EVENT_TYPES
 from amiflow_schemas.topics import (
     CONSUMING_SERVICES,
+    EVERY_SERVICE,
     FOREVER,
     TOPICS,
     TopicSpec,
@@ -29,7 +30,9 @@ def test_topic_names_are_unique_and_follow_the_convention() -> None:
     names = [topic.name for topic in TOPICS]
 
     assert len(names) == len(set(names))
-    assert all(re.fullmatch(r"amiflow\.[a-z]+\.[a-z][a-z-]*", name) for name in names), names
+    # amiflow.<producer>.<what>; the audit trail, written by every service, is amiflow.audit.
+    assert all(re.fullmatch(r"amiflow\.[a-z]+\.[a-z][a-z-]*", name) or name == "amiflow.audit"
+               for name in names), names
 
 
 @pytest.mark.parametrize("topic", [t for t in TOPICS if t.event_types], ids=lambda t: t.name)
@@ -43,7 +46,7 @@ def test_topic_settings_are_valid_kafka_settings(topic: TopicSpec) -> None:
     assert topic.partitions >= 1
     assert topic.cleanup_policy in ("delete", "compact")
     assert topic.retention_ms == FOREVER or topic.retention_ms > 0
-    assert topic.description and topic.producer in CONSUMING_SERVICES
+    assert topic.description and topic.producer in (*CONSUMING_SERVICES, EVERY_SERVICE)
 
 
 @pytest.mark.parametrize("service", CONSUMING_SERVICES)

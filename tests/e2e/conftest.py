@@ -18,7 +18,7 @@ import pytest
 from amiflow_runtime.localkafka import free_port
 from amiflow_runtime.testing import create_database
 
-SERVICES = ("ingest", "vee", "billing", "commands", "notify")
+SERVICES = ("identity", "ingest", "vee", "billing", "commands", "notify")
 READY_TIMEOUT_S = 180.0
 
 
@@ -70,6 +70,8 @@ def platform(kafka_bootstrap: str, postgres_admin_url: str, tmp_path_factory: py
         env[f"{prefix}_API_PORT"], env[f"{prefix}_OPS_PORT"] = str(free_port()), str(free_port())
         api[service] = f"http://127.0.0.1:{env[f'{prefix}_API_PORT']}"
         ops[service] = f"http://127.0.0.1:{env[f'{prefix}_OPS_PORT']}"
+    # The services check identity's tokens; the suite's own test keys stay trusted through AMIFLOW_AUTH_JWKS_FILE.
+    env["AMIFLOW_AUTH_JWKS_URL"] = f"{api['identity']}/.well-known/jwks.json"
     env["INGEST_GATEWAY_PORT"] = str(free_port())
     env["AMIFLOW_MAILBOX_PORT"] = str(free_port())
     log_file = folder / "amiflow-up.log"

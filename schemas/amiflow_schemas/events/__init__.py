@@ -8,6 +8,7 @@ from amiflow_schemas.events.accounts import (
     MeterUnlinkedFromAccount,
 )
 from amiflow_schemas.events.alarms import AlarmAcknowledged, AlarmCleared, AlarmRaised
+from amiflow_schemas.events.audit import AuditRecorded
 from amiflow_schemas.events.billing import (
     AdjustmentPosted,
     BalanceDepleted,
@@ -59,6 +60,7 @@ __all__ = [
     "AlarmAcknowledged",
     "AlarmCleared",
     "AlarmRaised",
+    "AuditRecorded",
     "BalanceDepleted",
     "BalanceLow",
     "BalanceRestored",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,11 +17,13 @@ from fastapi import FastAPI
 
 from billing.adapters import db
 from billing.adapters.http import router
+from billing.adapters.undo import UNDO
 from billing.app import reading_handler
 from billing.config import BillingSettings
 from billing.rebuild import rebuild_command
 from billing.settlement_app import settle_all
 
+log = logging.getLogger("billing")
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEAD_LETTERS = topic_named("amiflow.dlq.billing").name
 VALIDATED_READINGS = topic_named("amiflow.vee.readings").name
@@ -35,7 +38,8 @@ def api(settings: ServiceSettings) -> FastAPI:
     runtime = build_runtime(settings, "api")
     runtime.relay_outbox = False
     return api_app(runtime, title="amiflow billing",
-                   description="Prepaid accounts, tariffs, rating and settlement.", routers=[router])
+                   description="Prepaid accounts, tariffs, rating and settlement.", routers=[router],
+                   undo=UNDO)
 
 
 def worker(settings: ServiceSettings) -> Callable[[], None]:
@@ -48,10 +52,14 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
     @app.timer(settings.settlement_interval_s)  # type: ignore[untyped-decorator]
     async def settle_closed_days() -> None:
         # Safe on every instance: per-account lock, deterministic ids, one settlement row per (account, day).
-        if runtime.started:
-            concurrency = 1 if runtime.engine.dialect.name == "sqlite" else settings.settlement_concurrency
+        if not runtime.started:
+            return
+        concurrency = 1 if runtime.engine.dialect.name == "sqlite" else settings.settlement_concurrency
+        try:
             await settle_all(runtime.sessions, runtime.clock, runtime.wake_relay,
                              timedelta(seconds=settings.settlement_delay_s), concurrency)
+        except Exception:  # a timer that raises crashes the whole Faust worker: a database blip must not
+            log.exception("settlement pass failed; the next interval tries again")
 
     return run_worker(app, settings)
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from commands.adapters import db
 from commands.adapters.http import router
+from commands.adapters.undo import UNDO
 from commands.app import (
     account_handler,
     alarm_handler,
@@ -48,7 +49,7 @@ def api(settings: ServiceSettings) -> FastAPI:
     runtime.relay_outbox = False
     return api_app(runtime, title="amiflow commands",
                    description="Remote valve and relay control: cut-off, restore, confirmation.",
-                   routers=[router])
+                   routers=[router], undo=UNDO)
 
 
 def worker(settings: ServiceSettings) -> Callable[[], None]:

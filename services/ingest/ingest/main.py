@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from ingest.adapters import db
 from ingest.adapters.http import router
 from ingest.adapters.registry_http import router as registry_router
+from ingest.adapters.undo import UNDO
 from ingest.config import IngestSettings
 from ingest.gateway.downlink import on_command
 from ingest.gateway.server import DtuGateway
@@ -36,7 +37,7 @@ def api(settings: ServiceSettings) -> FastAPI:
     """The integrators' API: readings in, receipts out."""
     return api_app(build_runtime(settings, "api"), title="amiflow ingest",
                    description="Head-end: readings from integrators, devices and the DTU gateway.",
-                   routers=[router, registry_router])
+                   routers=[router, registry_router], undo=UNDO)
 
 
 def worker(settings: ServiceSettings) -> Callable[[], None]:

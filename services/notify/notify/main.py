@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from notify.adapters import db
 from notify.adapters.http import router
+from notify.adapters.undo import UNDO
 from notify.app import gather_digests, notification_handler, send_reminders
 from notify.config import NotifySettings
 from notify.core.model import Notification
@@ -41,7 +42,7 @@ def api(settings: ServiceSettings) -> FastAPI:
     runtime.relay_outbox = False
     return api_app(runtime, title="amiflow notify",
                    description="Reminders, receipts, bills and alarms to customers and operators.",
-                   routers=[router])
+                   routers=[router], undo=UNDO)
 
 
 def worker(settings: ServiceSettings) -> Callable[[], None]:

@@ -33,12 +33,16 @@ from typing import Any
 
 import httpx
 import jwt
+from amiflow_schemas.primitives import Identifier
+from pydantic import TypeAdapter, ValidationError
 
 log = logging.getLogger("amiflow.auth")
 
 # Asymmetric only: a service that checks tokens must never hold a key that can make them.
 ALGORITHMS = ("ES256", "RS256", "PS256", "EdDSA")
 UTILITIES = frozenset({"water", "electricity", "gas", "heat"})
+# Tenant ids and subjects become event fields, Kafka keys and log fields: the events' own rule applies.
+_IDENTIFIER = TypeAdapter(Identifier)
 
 
 class Role(StrEnum):
@@ -146,6 +150,11 @@ def principal_of(claims: Mapping[str, Any], *, acting_tenant: str | None = None)
         raise AuthError("the token names no subject")
     if not isinstance(tenant, str) or not tenant:
         raise AuthError("the token names no tenant")
+    for name, value in (("subject", subject), ("tenant", tenant)):
+        try:
+            _IDENTIFIER.validate_python(value)
+        except ValidationError:
+            raise AuthError(f"the token's {name} is not a valid identifier") from None
     try:
         roles = frozenset(Role(r) for r in (_strings(claims, "roles") or ()))
     except ValueError as exc:
@@ -164,6 +173,10 @@ def principal_of(claims: Mapping[str, Any], *, acting_tenant: str | None = None)
         raise AuthError("a customer's token must name their account")
     acting = tenant
     if acting_tenant and acting_tenant != tenant:
+        try:
+            _IDENTIFIER.validate_python(acting_tenant)
+        except ValidationError:
+            raise AuthError("X-Tenant-Id is not a valid identifier") from None
         if Role.PLATFORM_ADMIN not in roles:
             raise WrongTenant("this token is for another tenant")
         acting = acting_tenant

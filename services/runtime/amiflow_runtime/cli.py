@@ -4,6 +4,8 @@
     amiflow kafka     start | stop | status | fetch the local broker
     amiflow topics    create / verify the registry's topics and print them
     amiflow migrate   run each service's database migrations
+    amiflow audit     verify each service's audit trail (hash chain; --against-kafka: its published copy)
+    amiflow identity  create-user | create-client | rotate-keys | list  (on the identity database)
     amiflow backup    every service database and registry topic into one checksummed set
     amiflow restore   verify a backup set and restore it into empty databases and topics
     amiflow decode    decode a meter frame;  amiflow encode   build a downlink frame
@@ -36,9 +38,12 @@ from typing import IO, Any
 from amiflow_runtime.localkafka import LocalKafka, fetch_jars
 from amiflow_runtime.paths import project_root
 
-SERVICES = ("ingest", "vee", "billing", "commands", "notify")
+# Identity comes first: `up` starts it, and waits for it, before the services that check its tokens.
+SERVICES = ("identity", "ingest", "vee", "billing", "commands", "notify")
 ROLES = ("api", "worker")
-DEFAULT_API_PORTS = {"ingest": 8001, "vee": 8002, "billing": 8003, "commands": 8004, "notify": 8005}
+DEFAULT_API_PORTS = {"ingest": 8001, "vee": 8002, "billing": 8003, "commands": 8004, "notify": 8005,
+                     "identity": 8006}
+IDENTITY_READY_TIMEOUT_S = 180.0
 DEFAULT_MAILBOX_PORT = 2525  # `up`'s local mailbox for the demo tenant's e-mail
 DEFAULT_GATEWAY_PORT = 9100
 OPS_PORT_OFFSET = 100
@@ -50,7 +55,7 @@ LEVEL_WIDTH = len("WARNING")
 
 _RESET = "\033[0m"
 _SERVICE_COLOURS = {"ingest": "\033[36m", "vee": "\033[35m", "billing": "\033[32m",
-                    "commands": "\033[33m", "notify": "\033[34m"}
+                    "commands": "\033[33m", "notify": "\033[34m", "identity": "\033[92m"}
 _OTHER_COLOUR = "\033[37m"
 _LEVEL_COLOURS = {"WARNING": "\033[33;1m", "ERROR": "\033[31;1m", "CRITICAL": "\033[31;1m"}
 _CLOCK = re.compile(r"\d{2}:\d{2}:\d{2}")
@@ -312,6 +317,8 @@ def banner(services: Sequence[str], bootstrap: str, folder: Path) -> str:
     if "ingest" in services:
         gateway = _env_int("INGEST_GATEWAY_PORT", DEFAULT_GATEWAY_PORT)
         lines.append(f"  DTU gateway      tcp://127.0.0.1:{gateway}")
+    if "identity" in services:
+        lines.append(f"  admin login      user admin, password in {_identity_files(folder)[0]}")
     if "notify" in services and "NOTIFY_TENANT_CHANNELS" not in os.environ:
         lines.append(f"  demo mailbox     smtp://127.0.0.1:{_env_int('AMIFLOW_MAILBOX_PORT', DEFAULT_MAILBOX_PORT)}"
                      f"   mail kept in {folder / 'mailbox'}")
@@ -352,6 +359,57 @@ def _start_broker(broker: LocalKafka, out: Supervisor) -> None:
     broker.start()
 
 
+def _identity_files(folder: Path) -> tuple[Path, Path]:
+    """Where `up` keeps the first admin's password and the simulator's client credentials (mode 0600)."""
+    return folder / "identity" / "admin-password", folder / "identity" / "simulator-client.json"
+
+
+def _start_identity(sup: Supervisor, env: dict[str, str], folder: Path) -> None:
+    """Make the first admin and the simulator's client (once), start identity, wait until it is ready, and
+    point the other services at its keys. Secrets go to files; only their paths are printed."""
+    password_file, client_file = _identity_files(folder)
+    made = subprocess.run([sys.executable, "-m", "identity.main", "bootstrap", "--admin-password-file",
+                           str(password_file), "--simulator-client-file", str(client_file)],
+                          env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    for line in (made.stdout + made.stderr).decode("utf-8", "replace").splitlines():
+        sup.say(render_line("identity-tool", line, sup.colour))
+    if made.returncode != 0:
+        raise RuntimeError(f"the identity bootstrap failed (exit {made.returncode})")
+    children = [sup.spawn(f"identity-{role}", [sys.executable, "-m", "identity.main", role], env) for role in ROLES]
+    base = f"http://127.0.0.1:{api_port('identity')}"
+    if not env.get("AMIFLOW_AUTH_JWKS_URL"):  # unless the services are pointed at another issuer's keys
+        env["AMIFLOW_AUTH_JWKS_URL"] = f"{base}/.well-known/jwks.json"
+    _wait_ready(f"{base}/readyz", children[0])
+    sup.say(f"amiflow: identity is ready at {base}")
+
+
+def _wait_ready(url: str, child: Child, timeout_s: float = IDENTITY_READY_TIMEOUT_S) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            raise RuntimeError(f"{child.name} exited with code {child.proc.returncode} while starting")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        time.sleep(0.25)
+    raise RuntimeError(f"{child.name} was not ready within {timeout_s:.0f} s ({url})")
+
+
+def simulator_token(folder: Path) -> str:
+    """An access token for the simulator's client, fetched from identity's token endpoint."""
+    import httpx
+
+    credentials = json.loads(_identity_files(folder)[1].read_text())
+    answer = httpx.post(f"http://127.0.0.1:{api_port('identity')}/oauth/token", timeout=10.0,
+                        data={"grant_type": "client_credentials"},
+                        auth=(credentials["client_id"], credentials["client_secret"]))
+    if answer.status_code != 200:
+        raise RuntimeError(f"no token for the simulator: {answer.status_code} {answer.text[:200]}")
+    return str(answer.json()["access_token"])
+
+
 def _bring_up(args: argparse.Namespace, sup: Supervisor, broker: LocalKafka | None, folder: Path,
               bootstrap: str) -> int:
     if broker is not None:
@@ -369,11 +427,16 @@ def _bring_up(args: argparse.Namespace, sup: Supervisor, broker: LocalKafka | No
             "from_name": "amiflow"}}})
         sup.spawn("mailbox", [sys.executable, "-m", "notify.mailbox", "--port", str(port),
                               "--dir", str(folder / "mailbox")], env)
+    if "identity" in args.services:
+        _start_identity(sup, env, folder)
     for svc in args.services:
-        for role in ROLES:
+        for role in ROLES if svc != "identity" else ():
             sup.spawn(f"{svc}-{role}", [sys.executable, "-m", f"{svc}.main", role], env)
     if args.simulate and "ingest" in args.services:
-        sup.spawn("simulator", simulator_command(args.simulate), env)
+        simulator_env = dict(env)
+        if "identity" in args.services:  # the simulator calls the APIs as the demo tenant's admin client
+            simulator_env["AMIFLOW_API_TOKEN"] = simulator_token(folder)
+        sup.spawn("simulator", simulator_command(args.simulate), simulator_env)
     sup.say(banner(args.services, bootstrap, folder))
     return sup.watch()
 
@@ -445,6 +508,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Run `<svc>.main audit verify` for each service (each finds its own database, as migrate does)."""
+    env = child_env(data_dir(args.data_dir), log_format=os.environ.get("LOG_FORMAT", "text"))
+    flags = ["--against-kafka"] if args.against_kafka else []
+    broken = [svc for svc in args.services
+              if subprocess.run([sys.executable, "-m", f"{svc}.main", "audit", args.action, *flags], env=env,
+                                check=False).returncode != 0]
+    if broken:
+        print(f"amiflow: the audit trail of {', '.join(broken)} does not verify")
+        return 1
+    print(f"amiflow: {len(args.services)} audit trail(s) intact")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Argument parsing
 
@@ -486,6 +563,13 @@ def _add_chores(sub: Any) -> None:
     _services_option(migrate)
     _data_dir_option(migrate)
     migrate.set_defaults(handler=cmd_migrate)
+    audit = sub.add_parser("audit", help="verify each service's audit trail")
+    audit.add_argument("action", choices=["verify"])
+    audit.add_argument("--against-kafka", action="store_true",
+                       help="also compare each chain with its copy on the amiflow.audit topic")
+    _services_option(audit)
+    _data_dir_option(audit)
+    audit.set_defaults(handler=cmd_audit)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -536,6 +620,7 @@ DELEGATED = {
     "decode": (["ingest.tools.codec_cli", "decode"], "decode a meter frame (hex) and print it as JSON"),
     "encode": (["ingest.tools.codec_cli", "encode"], "build a downlink frame (valve, relay, read, time sync)"),
     "simulate": (["ingest.simulator"], "run virtual meters behind virtual DTUs against the gateway"),
+    "identity": (["identity.main"], "users, clients and signing keys: create-user, create-client, rotate-keys, list"),
 }
 
 

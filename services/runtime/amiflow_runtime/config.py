@@ -133,6 +133,9 @@ class ServiceSettings(BaseSettings):
     # Proxies (comma-separated addresses or CIDR networks) whose X-Forwarded-For the audit trail believes
     # when it records where a call came from; from anyone else the header is kept but not believed.
     trusted_proxies: str = _platform("AMIFLOW_TRUSTED_PROXIES", "")
+    # The largest request body an API reads (bytes); larger ones are answered 413 unread. Routes that take
+    # files declare their own allowance (http_refusals.allows_body).
+    http_max_body_bytes: int = _platform("AMIFLOW_HTTP_MAX_BODY_BYTES", 1024 * 1024, ge=1024)
 
     # The tenant's zone for local days and for meter clocks, which send local wall time without offset.
     time_zone: str = _platform("AMIFLOW_TIME_ZONE", "Asia/Shanghai")

@@ -40,7 +40,7 @@ class DeadLetters:
         """Keep the raw bytes and the original headers; add why, where from and when."""
         headers = [
             *[(k, v) for k, v in record.headers if not k.startswith("dlq.")],
-            ("dlq.reason", reason.encode()[:MAX_REASON_BYTES]),
+            ("dlq.reason", _clipped(reason)),
             ("dlq.kind", kind.encode()),
             ("dlq.consumer", self.consumer.encode()),
             ("dlq.source.topic", record.topic.encode()),
@@ -52,3 +52,9 @@ class DeadLetters:
         EVENTS_DEAD_LETTERED.labels(self.consumer, kind).inc()
         log.warning("dead-lettered %s[%d]@%d to %s: %s", record.topic, record.partition, record.offset,
                     self.topic, reason)
+
+
+def _clipped(reason: str) -> bytes:
+    """The reason as UTF-8 that DLQ tools can decode: cut at a character boundary, lone surrogates escaped."""
+    encoded = reason.encode("utf-8", "backslashreplace")[:MAX_REASON_BYTES]
+    return encoded.decode("utf-8", "ignore").encode()

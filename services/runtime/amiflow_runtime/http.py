@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 import uvicorn
+from amiflow_schemas.primitives import Identifier
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -16,6 +17,8 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from amiflow_runtime.audit_capture import install_audit
+from amiflow_runtime.audit_http import record_attempt
 from amiflow_runtime.auth import (
     PUBLIC_KEY,
     AuthError,
@@ -27,6 +30,7 @@ from amiflow_runtime.auth import (
     principal_of,
 )
 from amiflow_runtime.config import ServiceSettings
+from amiflow_runtime.http_refusals import DEFAULT_MAX_BODY_BYTES, REFUSAL_DOCS, BodyLimit, storable_text_only
 from amiflow_runtime.metrics import AUTH_REFUSED, HTTP_REJECTED
 
 log = logging.getLogger("amiflow.http")
@@ -41,6 +45,11 @@ def _runtime(request: Request) -> Any:
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
                      description="An access token from the identity service's /oauth/token (JWT).")
+
+
+# X-Tenant-Id names a tenant: an Identifier (no spaces or control characters), since it keys rows, topics and
+# the audit chain; anything else is answered 422 before it reaches them.
+TenantHeader = Annotated[Identifier | None, Header(max_length=64)]
 
 
 def _verifier(request: Request) -> TokenVerifier:
@@ -65,7 +74,7 @@ def _refuse(request: Request, status: int, problem: str, reason: str) -> HTTPExc
 
 async def caller_of(request: Request,
                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
-                    x_tenant_id: Annotated[str | None, Header(max_length=64)] = None) -> Principal | None:
+                    x_tenant_id: TenantHeader = None) -> Principal | None:
     """The authenticated caller, allowed to call this route; None on the few public routes.
 
     Runs on every route of every service router (create_app adds it), so a route that forgets to
@@ -99,7 +108,7 @@ async def caller_of(request: Request,
 
 
 def tenant_of(request: Request, caller: Annotated[Principal | None, Depends(caller_of)],
-              x_tenant_id: Annotated[str | None, Header(max_length=64)] = None) -> str:
+              x_tenant_id: TenantHeader = None) -> str:
     """The tenant a call acts in: its token's (or the one a platform admin chose); on public routes,
     X-Tenant-Id or the default."""
     if caller is not None:
@@ -158,13 +167,19 @@ def ops_router(readiness: Readiness, liveness: Callable[[], str | None]) -> APIR
 
 
 def create_app(*, title: str, description: str, lifespan: Lifespan, readiness: Readiness,
-               liveness: Callable[[], str | None], routers: Sequence[APIRouter] = ()) -> FastAPI:
-    """A FastAPI app with the ops endpoints, the given routers, tracing and 4xx bodies with reasons."""
+               liveness: Callable[[], str | None], routers: Sequence[APIRouter] = (),
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """A FastAPI app with the ops endpoints, the given routers, tracing and 4xx bodies with reasons; request
+    bodies over `max_body_bytes` are refused unread (413) unless a route allows more (http_refusals)."""
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.include_router(ops_router(readiness, liveness))
     for router in routers:
-        # Every service route is authenticated and authorised; ops endpoints above are not.
-        app.include_router(router, dependencies=[Depends(caller_of)])
+        # Every service route is authenticated and authorised; ops endpoints above are not. A state-changing
+        # call is then recorded in the audit trail before its handler runs (audit_http.py).
+        app.include_router(router, dependencies=[Depends(caller_of), Depends(storable_text_only),
+                                                 Depends(record_attempt)], responses=REFUSAL_DOCS)
+    install_audit(app)
+    app.add_middleware(BodyLimit, default=max_body_bytes)  # outermost: nothing reads a body past the limit
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

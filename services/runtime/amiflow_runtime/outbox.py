@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from amiflow_schemas import Envelope, encode_event, envelope_headers
 from amiflow_schemas.topics import topic_for_event
 from sqlalchemy import Table, delete, insert, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from amiflow_runtime.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
@@ -32,6 +34,8 @@ from amiflow_runtime.telemetry import trace_headers
 log = logging.getLogger("amiflow.outbox")
 
 LEADERSHIP_CHECK_S = 5.0  # how stale a dead lock connection may go unnoticed
+RETRY_FIRST_S, RETRY_LONGEST_S = 0.5, 10.0  # back-off after a failed term (database or broker away)
+OUTAGES = (DBAPIError, KafkaError, OSError, TimeoutError)  # what a database or broker being away raises
 
 
 def outbox_rows(envelopes: Iterable[Envelope[Any]], now: datetime) -> list[dict[str, Any]]:
@@ -80,17 +84,37 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
-        """Hold leadership and publish until stopped; followers retry leadership every second."""
+        """Hold leadership and publish until stopped; followers retry leadership every second.
+
+        A database or broker outage never ends the relay: the rows wait in the outbox, and the relay
+        backs off and starts over (a batch the broker may have taken goes out again; consumers drop it
+        by event id). A relay that died would leave every later event of the service unpublished.
+        """
+        backoff = RETRY_FIRST_S
         while not self._stopping:
-            async with _Leadership(self.engine, self.service) as leader:
-                if not leader.held:
-                    await self._sleep(1.0)
-                    continue
-                log.info("outbox relay of %s is the leader", self.service)
-                while not self._stopping and await leader.still_held():
-                    sent = await self.publish_batch()
-                    if sent == 0:
-                        await self._sleep(self.idle_poll_s)
+            try:
+                await self._lead()
+                backoff = RETRY_FIRST_S
+            except Exception as exc:  # wait and start over: the rows are safe in the outbox
+                if isinstance(exc, OUTAGES):
+                    log.warning("outbox relay of %s failed (%s: %s); retrying in %.1f s", self.service,
+                                type(exc).__name__, exc, backoff)
+                else:  # not an outage: a row the broker refuses holds up every row behind it
+                    log.exception("outbox relay of %s failed; retrying in %.1f s", self.service, backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, RETRY_LONGEST_S)
+
+    async def _lead(self) -> None:
+        """One term: try for leadership, and publish while it is held."""
+        async with _Leadership(self.engine, self.service) as leader:
+            if not leader.held:
+                await self._sleep(1.0)
+                return
+            log.info("outbox relay of %s is the leader", self.service)
+            while not self._stopping and await leader.still_held():
+                sent = await self.publish_batch()
+                if sent == 0:
+                    await self._sleep(self.idle_poll_s)
 
     async def _sleep(self, seconds: float) -> None:
         try:

@@ -32,17 +32,24 @@ log = logging.getLogger("amiflow.pipeline")
 Handler = Callable[[AsyncSession, Envelope[Any]], Awaitable[Sequence[Envelope[Any]]]]
 
 ATTEMPTS_BEFORE_DEAD_LETTER = 3
+# SQLSTATE classes of a server that is away or going away: connection exception (08), operator
+# intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03 "cannot connect now" while it starts or stops).
+OUTAGE_SQLSTATES = ("08", "57P")
 
 
 class Rejected(Exception):
     """Raised by a handler for an event that is well-formed but can never be applied."""
 
 
-def _transient(exc: BaseException) -> bool:
-    # A database or network outage is not the event's fault: wait it out, never dead-letter for it.
+def is_transient(exc: BaseException) -> bool:
+    """True for a database or network outage: not the event's fault, to be waited out, never dead-lettered."""
     if isinstance(exc, OperationalError | OSError | ConnectionError | asyncio.TimeoutError):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, DBAPIError):
+        return False
+    # asyncpg's errors reach us as a plain DBAPIError; PostgreSQL's SQLSTATE says when the server is away.
+    state = str(getattr(exc.orig, "sqlstate", None) or "")
+    return exc.connection_invalidated or state.startswith(OUTAGE_SQLSTATES)
 
 
 @dataclass
@@ -84,7 +91,7 @@ class EventPipeline:
                 await self.dead_letters.publish(record, str(exc), "rejected", self.clock.now())
                 return
             except Exception as exc:
-                if _transient(exc):
+                if is_transient(exc):
                     HANDLER_RETRIES.labels(self.consumer, "transient").inc()
                     log.warning("transient failure applying %s, retrying in %.1f s: %s",
                                 envelope.event_id, backoff, exc)

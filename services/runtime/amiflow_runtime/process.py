@@ -10,6 +10,10 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 
+from amiflow_runtime.audit_api import router as audit_router
+from amiflow_runtime.audit_cli import audit_command
+from amiflow_runtime.audit_db import runtime_trail
+from amiflow_runtime.audit_undo import NO_UNDO, UndoRegistry
 from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.db import upgrade
 from amiflow_runtime.http import create_app, lifespan_of, serve
@@ -33,6 +37,9 @@ def service_main(argv: list[str] | None, *, settings: Callable[[], ServiceSettin
     """Parse the role and run it; `worker` returns a blocking runner (uvicorn ops app or Faust); a tool
     (e.g. billing's `rebuild`) runs once and its return value is the exit code."""
     tools = tools or {}
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["audit"]:  # `audit verify [--against-kafka]`: this service's audit chain
+        return audit_command(given[1:], settings)
     parser = argparse.ArgumentParser(description="Run one process of an amiflow service")
     parser.add_argument("role", choices=["api", "worker", "migrate", *tools])
     args = parser.parse_args(argv)
@@ -59,16 +66,21 @@ def _liveness(runtime: ServiceRuntime) -> Callable[[], str | None]:
 
 
 def api_app(runtime: ServiceRuntime, *, title: str, description: str, routers: Sequence[APIRouter],
-            subscriptions: Sequence[Subscription] = ()) -> FastAPI:
-    """A service's API process: its routers plus ops endpoints; the runtime starts in the background."""
+            subscriptions: Sequence[Subscription] = (), undo: UndoRegistry = NO_UNDO) -> FastAPI:
+    """A service's API process: its routers plus ops endpoints and the audit API; every state-changing call
+    is audited, and `undo` says how the service's actions are compensated. The runtime starts in the
+    background."""
 
     async def start() -> None:
         runtime.start_in_background(subscriptions)
 
     app = create_app(title=title, description=description, lifespan=lifespan_of(start, runtime.stop),
-                     readiness=runtime.readiness, liveness=_liveness(runtime), routers=routers)
+                     readiness=runtime.readiness, liveness=_liveness(runtime), routers=[*routers, audit_router],
+                     max_body_bytes=runtime.settings.http_max_body_bytes)
     app.state.runtime = runtime
     app.state.settings = runtime.settings
+    app.state.audit = runtime_trail(runtime)
+    app.state.audit_undo = undo
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,11 +20,13 @@ from vee.adapters.alarms_http import router as alarms_router
 from vee.adapters.districts_http import router as districts_router
 from vee.adapters.http import router
 from vee.adapters.rules_http import router as rules_router
+from vee.adapters.undo import UNDO
 from vee.config import VeeSettings
 from vee.districts_app import evaluate_districts
 from vee.registry_app import registry_handler
 from vee.series_app import estimate_silent_meters, series_handler, status_handler
 
+log = logging.getLogger("vee")
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEAD_LETTERS = topic_named("amiflow.dlq.vee").name
 RECEIVED_READINGS = topic_named("amiflow.ingest.readings").name
@@ -41,7 +44,7 @@ def api(settings: ServiceSettings) -> FastAPI:
     runtime = build_runtime(settings, "api")
     runtime.relay_outbox = False
     return api_app(runtime, title="amiflow vee", description="Validation, estimation and editing of meter readings.",
-                   routers=[router, alarms_router, rules_router, districts_router])
+                   routers=[router, alarms_router, rules_router, districts_router], undo=UNDO)
 
 
 def worker(settings: ServiceSettings) -> Callable[[], None]:
@@ -57,15 +60,23 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
     async def estimate_silent() -> None:
         # Every instance walks every series: idempotent (per-meter lock, deterministic core), only wasteful
         # beyond one instance; a leader lock is the next step when VEE scales out.
-        if runtime.started:
+        if not runtime.started:
+            return
+        try:
             await estimate_silent_meters(runtime.sessions, runtime.clock, settings.zone_of, runtime.wake_relay)
+        except Exception:  # a timer that raises crashes the whole Faust worker: a database blip must not
+            log.exception("estimation pass failed; the next interval tries again")
 
     @app.timer(settings.district_interval_s)  # type: ignore[untyped-decorator]
     async def evaluate_district_days() -> None:
         # Idempotent per district (advisory lock, upserted days, alarms once per day).
-        if runtime.started:
+        if not runtime.started:
+            return
+        try:
             await evaluate_districts(runtime.sessions, runtime.clock, settings.zone_of, runtime.wake_relay,
                                      timedelta(seconds=settings.district_close_delay_s))
+        except Exception:  # as above
+            log.exception("district pass failed; the next interval tries again")
 
     return run_worker(app, settings)
 

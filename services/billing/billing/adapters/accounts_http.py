@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from billing import operations
-from billing.adapters.web import answering_refusals, billing_settings, refusal_docs
+from billing.adapters.web import StoredId, answering_refusals, billing_settings, refusal_docs
 from billing.core.accounts import Account
 from billing.operations import Refusal, as_money
 
@@ -43,7 +43,7 @@ class SettingsBody(BaseModel):
 class OpenAccount(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    account_id: Identifier
+    account_id: StoredId
     customer_id: Identifier
     customer_kind: CustomerKind
     settings: SettingsBody = SettingsBody()
@@ -57,9 +57,9 @@ class ChangeSettings(SettingsBody):
 class LinkMeter(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    meter_id: Identifier
+    meter_id: StoredId
     utility: Utility
-    tariff_id: Identifier
+    tariff_id: StoredId
     linked_from: AwareDatetime | None = Field(None, alias="from", description="From when it pays; now if left out")
     reason: LinkReason = LinkReason.CONNECTED
 

@@ -147,7 +147,7 @@ async def record_payment(body: RecordPayment, response: Response, runtime: Runti
 @router.post("/payments/callbacks/{provider}", openapi_extra=SIGNED_BY_PROVIDER, status_code=201,
              response_model=CreditView,
              responses={**CREDIT_DOCS, 401: {"description": "Signature or timestamp refused"},
-                        503: {"description": "No secret is configured for this provider"}})
+                        404: {"description": "No secret is configured for this provider: its callbacks are not taken"}})
 async def provider_callback(provider: CallbackProvider, request: Request, response: Response, runtime: RuntimeDep,
                             tenant: Tenant, x_amiflow_timestamp: Annotated[str | None, Header()] = None,
                             x_amiflow_signature: Annotated[str | None, Header()] = None) -> Any:
@@ -157,7 +157,8 @@ async def provider_callback(provider: CallbackProvider, request: Request, respon
     with log_context(tenant_id=tenant):
         if secret is None:
             log.warning("payment callback from %s refused: no secret is configured for it", provider.value)
-            raise HTTPException(503, detail={"problem": "provider_not_configured",
+            # The caller's fault as far as this deployment goes (a 5xx would page the operators for it).
+            raise HTTPException(404, detail={"problem": "provider_not_configured",
                                              "reason": f"callbacks of {provider.value} are not accepted here"})
         verdict = verify_callback(secret, x_amiflow_timestamp, x_amiflow_signature, body, runtime.clock.now())
         if verdict.problem is not None:

@@ -9,13 +9,13 @@ from typing import Annotated, Any
 from amiflow_runtime.auth import CONFIGURATION
 from amiflow_runtime.http import RuntimeDep, Tenant, validated
 from amiflow_schemas.events.tariffs import RecurringCharge, RegisterPrice, TariffPublished, TariffTier, TierPeriod
-from amiflow_schemas.primitives import Identifier, NonNegativeDecimal, Text, Unit, Utility
+from amiflow_schemas.primitives import NonNegativeDecimal, Text, Unit, Utility
 from fastapi import APIRouter, HTTPException
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from billing import operations
 from billing.adapters import queries, store
-from billing.adapters.web import answering_refusals, billing_settings, refusal_docs
+from billing.adapters.web import StoredId, answering_refusals, billing_settings, refusal_docs
 from billing.core.tariffs import Tariff
 from billing.operations import Refusal
 
@@ -27,8 +27,8 @@ class PublishTariff(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tariff_id: Identifier
-    version_id: Identifier
+    tariff_id: StoredId
+    version_id: StoredId
     utility: Utility
     unit: Unit
     currency: str | None = Field(None, description="The tenant's currency if left out; no other is accepted")

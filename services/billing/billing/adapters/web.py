@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from amiflow_runtime.config import ServiceSettings
+from amiflow_schemas.primitives import Identifier
 from fastapi import HTTPException
+from pydantic import Field
 
 from billing.config import BillingSettings
 from billing.operations import Refusal, Refused
@@ -16,6 +18,10 @@ from billing.statements import Language
 T = TypeVar("T")
 
 STATUS = {Refusal.NOT_FOUND: 404, Refusal.CONFLICT: 409, Refusal.INVALID: 422}
+
+# Billing's tables keep account, meter and tariff ids in 64 characters (an event's Identifier may have 128):
+# a longer id in a request that stores one is refused with 422, not failed in the database.
+StoredId = Annotated[Identifier, Field(max_length=64)]
 
 
 def refusal_docs(*refusals: Refusal) -> dict[int | str, dict[str, Any]]:

@@ -126,7 +126,7 @@ async def test_stale_unsigned_and_unconfigured_callbacks_are_refused(billing_api
     unsigned = await billing_api.post("/v1/payments/callbacks/wechat_pay", content=notice("ACC-O", "WX-5"))
     assert unsigned.status_code == 401 and unsigned.json()["detail"]["problem"] == "missing_header"
     no_secret = await billing_api.callback("alipay", notice("ACC-O", "ALI-1"))
-    assert no_secret.status_code == 503 and no_secret.json()["detail"]["problem"] == "provider_not_configured"
+    assert no_secret.status_code == 404 and no_secret.json()["detail"]["problem"] == "provider_not_configured"
     assert (await billing_api.callback("paypal", notice("ACC-O", "PP-1"))).status_code == 422
     garbled = await billing_api.callback("wechat_pay", b'{"account_id": "ACC-O"}')
     assert garbled.status_code == 422  # authentic, but not a payment notice

@@ -220,6 +220,8 @@ async def run_the_month(month: Month) -> Decimal:
     return paid
 
 
+# Thousands of API calls, each audited (an attempt and an outcome record, two more transactions apiece).
+@pytest.mark.timeout(900)
 async def test_a_simulated_month_of_1000_accounts_reconciles_ledger_statements_and_balances(month: Month) -> None:
     await open_the_market(month)
     paid = await run_the_month(month)

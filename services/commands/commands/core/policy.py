@@ -84,6 +84,10 @@ class CutOffPolicy(Configuration):
             raise ValueError("relay_restore is relay_close_allowed or relay_close_direct")
         if self.command_ttl <= timedelta(0) or self.min_cut_off_interval < timedelta(0):
             raise ValueError("command_ttl must be positive and min_cut_off_interval not negative")
+        # Beyond a year is a typo, and JSON could not carry it: pydantic writes 400 days as P1Y35D, which
+        # is no ISO 8601 duration (days need months before them).
+        if max(self.command_ttl, self.min_cut_off_interval) > timedelta(days=365):
+            raise ValueError("command_ttl and min_cut_off_interval are at most 365 days")
         return self
 
 

@@ -72,7 +72,8 @@ class Console:
     async def staged(self, *event_types: str) -> list[Any]:
         """Envelopes staged in the outbox for Kafka, oldest first."""
         async with self.runtime.engine.connect() as conn:
-            rows = (await conn.execute(select(db.outbox).order_by(db.outbox.c.id))).all()
+            rows = (await conn.execute(select(db.outbox).where(db.outbox.c.topic != "amiflow.audit")
+                                       .order_by(db.outbox.c.id))).all()
         events = [decode_event(r.message_value) for r in rows]
         return [e for e in events if not event_types or e.event_type in event_types]
 

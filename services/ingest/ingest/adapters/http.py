@@ -9,6 +9,7 @@ from uuid import UUID
 
 from amiflow_runtime.auth import Permission, needs
 from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.http_refusals import allows_body
 from amiflow_runtime.metrics import HTTP_REJECTED
 from amiflow_schemas.events.devices import BatteryLevel, BatteryStatus, DeviceAlarmFlag, DeviceStatusReported
 from amiflow_schemas.events.readings import ReadingReceived, RegisterValue
@@ -26,6 +27,8 @@ from ingest.core.registry import Meter
 from ingest.profiles import load_profile, profile_names
 
 MAX_BATCH = 10_000
+# 10,000 readings of a few registers each is about 4 MB of JSON: more than the service's body limit allows.
+MAX_BATCH_BYTES = 16 * 1024 * 1024
 
 
 class DeviceFlags(BaseModel):
@@ -111,6 +114,14 @@ class BatchReceipt(BaseModel):
     items: list[ItemResult]
 
 
+class SingleReceipt(BaseModel):
+    """What a single reading (not a batch) is answered with."""
+
+    event_id: UUID | None
+    status: str  # accepted (202) | duplicate (200) | conflict (409, with the reason)
+    reason: str | None = None
+
+
 def _settings(request: Request) -> IngestSettings:
     settings: IngestSettings = request.app.state.settings
     return settings
@@ -155,10 +166,15 @@ def to_submission(index: int, item: ReadingItem, settings: IngestSettings, now: 
 
 
 # Integrators send readings; operators key in the ones read by hand.
-@router.post("/readings", openapi_extra=needs(Permission.INGEST, Permission.OPERATE), response_model=BatchReceipt,
+# The 200 answer is a batch's receipt or a single reading's "duplicate": both are documented, neither enforced.
+@router.post("/readings", response_model=None,
+             openapi_extra={**needs(Permission.INGEST, Permission.OPERATE), **allows_body(MAX_BATCH_BYTES)},
              responses={
-                 202: {"description": "A single reading was accepted"},
-                 409: {"description": "A single reading contradicts the one accepted for that meter and instant"},
+                 200: {"model": BatchReceipt | SingleReceipt,
+                       "description": "A batch's receipt, item by item; or a single reading seen before"},
+                 202: {"model": SingleReceipt, "description": "A single reading was accepted"},
+                 409: {"model": SingleReceipt,
+                       "description": "A single reading contradicts the one accepted for that meter and instant"},
                  422: {"description": "The request is not valid; the body says why"}})
 async def post_readings(body: ReadingBatch | ReadingItem, runtime: RuntimeDep, settings: Settings,
                         tenant: Tenant) -> Any:

@@ -123,6 +123,13 @@ def decode(content: bytes) -> str:
 def read_rows(text: str, sheet: DeviceSheet[Any], max_rows: int) -> SheetRows:
     """Split a CSV text into rows; a bad header or an oversized file is a problem of line 1."""
     reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return _rows(reader, sheet, max_rows)
+    except csv.Error as exc:  # e.g. a cell past the csv module's 128 KiB field limit: the file's fault
+        return SheetRows((), (RowProblem(max(reader.line_num, 1), "", (f"not readable as CSV: {exc}",)),))
+
+
+def _rows(reader: Any, sheet: DeviceSheet[Any], max_rows: int) -> SheetRows:
     header = [name.strip() for name in next(reader, [])]
     problem = _header_problem(header, sheet)
     if problem:
@@ -134,6 +141,9 @@ def read_rows(text: str, sheet: DeviceSheet[Any], max_rows: int) -> SheetRows:
             continue
         if len(cells) != len(header):
             problems.append(RowProblem(start, "", (f"has {len(cells)} cells, the header has {len(header)}",)))
+            continue
+        if any("\x00" in cell for cell in cells):  # the registry's database cannot store one
+            problems.append(RowProblem(start, "", ("a cell holds a NUL character",)))
             continue
         rows.append((start, {name: cell.strip() for name, cell in zip(header, cells, strict=True)}))
         if len(rows) > max_rows:

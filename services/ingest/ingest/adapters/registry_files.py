@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.http_refusals import InvalidRequest, allows_body
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
@@ -84,8 +85,9 @@ async def _file_bytes(request: Request) -> bytes | None:
 
 @files.post("/registry/import", response_model=ImportReport,
             responses={413: {"description": "The file is larger than 20 MiB"},
-                       422: {"model": ImportReport, "description": "Rows have problems; nothing was applied"}},
-            openapi_extra={"requestBody": {"content": {
+                       422: {"model": ImportReport | InvalidRequest,
+                             "description": "Rows have problems (or the request is not valid); nothing was applied"}},
+            openapi_extra={**allows_body(MAX_FILE_BYTES), "requestBody": {"content": {
                 "text/csv": {"schema": {"type": "string"}},
                 "multipart/form-data": {"schema": {"type": "object", "properties": {
                     "file": {"type": "string", "format": "binary"}}}}}}})

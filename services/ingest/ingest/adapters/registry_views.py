@@ -6,6 +6,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec
 
+from amiflow_runtime.http_refusals import InvalidRequest
 from amiflow_schemas.events.registry import GatewayState, MeterState, SimCardAspect, SimCardState
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, PositiveInt
@@ -80,7 +81,8 @@ def history_view(entry: SimCardRevision) -> dict[str, Any]:
 REFUSALS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such device in the caller's tenant"},
     409: {"model": Refusal, "description": "The change contradicts the registry (id, address or binding taken)"},
-    422: {"model": Refusal, "description": "The change is not valid; every reason is listed"},
+    # InvalidRequest: the runtime's answer to a request that does not fit the route's parameters or body.
+    422: {"model": Refusal | InvalidRequest, "description": "The change is not valid; every reason is listed"},
 }
 
 

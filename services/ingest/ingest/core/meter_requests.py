@@ -125,6 +125,15 @@ def is_reply_from(address: str) -> Callable[[DecodedFrame], bool]:
     return matches
 
 
+def is_command_reply_from(address: str) -> Callable[[DecodedFrame], bool]:
+    """The answer to a command (valve, relay, clock, parameter) from the meter at `address`: a reply that
+    carries no readings. A reading the meter pushes while the command is on the bus is uplink, to be
+    published like any other; taken for the answer, it would be lost and acknowledge a command it says
+    nothing about."""
+    replied = is_reply_from(address)
+    return lambda frame: replied(frame) and not frame.values
+
+
 def comparable_address(address: str) -> str:
     """The form of a bus address used to match replies and meters."""
     # A Modbus unit id may be registered as "007" and decoded as "7"; BCD addresses keep every digit.

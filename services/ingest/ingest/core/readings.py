@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
@@ -47,6 +47,11 @@ def fingerprint(reading: ReadingReceived) -> str:
 
 def check_clock(reading: ReadingReceived, now: datetime, max_future_skew: timedelta) -> None:
     """Refuse readings stamped in the future; late readings are normal (store and forward)."""
+    try:
+        reading.measured_at.astimezone(UTC)  # readings are keyed by their UTC instant
+    except OverflowError:  # e.g. 0001-01-01T00:00+08:00 is before year 1 in UTC
+        when = reading.measured_at.isoformat()
+        raise ReadingRefused(f"measured_at {when} is outside the years 1-9999 in UTC") from None
     if reading.measured_at - now > max_future_skew:
         raise ReadingRefused(
             f"measured_at {reading.measured_at.isoformat()} is more than {int(max_future_skew.total_seconds())} s "

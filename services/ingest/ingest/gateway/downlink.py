@@ -45,7 +45,7 @@ from ingest.core.downlink import (
     resend_note,
     send_detail,
 )
-from ingest.core.meter_requests import is_reply_from
+from ingest.core.meter_requests import is_command_reply_from
 from ingest.core.protocols import DecodedFrame, MeterProfile
 from ingest.core.registry import Meter
 from ingest.gateway.link import DtuLink
@@ -140,7 +140,7 @@ class Downlink:
         elif order.exchange is Exchange.READ:
             await self._read(link, row, meter, order.requests, attempt)
         else:
-            reply = await link.request(frame_now, is_reply_from(meter.details.bus_address))
+            reply = await link.request(frame_now, is_command_reply_from(meter.details.bus_address))
             await self._answered(row, link, reply, attempt)
         return True
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from amiflow_runtime.pipeline import is_transient
 from amiflow_runtime.service import ServiceRuntime
 from amiflow_schemas.events.registry import ScheduleKind
 
@@ -34,6 +36,7 @@ log = logging.getLogger("ingest.gateway.polling")
 DEFAULT_SCHEDULE = ReadSchedule(ScheduleKind.DAILY, DEFAULT_DAILY_AT, 1800)  # for meters registered without one
 DOWNLINK_CHECK_S = 1.0
 SEEN_RECORD_S = 30.0
+LOOP_RETRY_S = 2.0
 
 
 class LinkWork:
@@ -90,8 +93,22 @@ class LinkWork:
         ``reads=False`` (a DTU held for commissioning) sends nothing down its bus: only liveness is kept.
         """
         if self.link.gw376 or not reads:  # a concentrator reads its own meters; we only keep its link (§5)
-            return [asyncio.create_task(self._seen_loop())]
-        return [asyncio.create_task(loop()) for loop in (self._poll_loop, self._downlink_loop, self._seen_loop)]
+            return [asyncio.create_task(self._kept(self._seen_loop))]
+        return [asyncio.create_task(self._kept(loop)) for loop in (self._poll_loop, self._downlink_loop,
+                                                                   self._seen_loop)]
+
+    async def _kept(self, loop: Callable[[], Awaitable[None]]) -> None:
+        # A loop that died with a failed pass (the database away) would leave the link without polls, commands
+        # or liveness until the DTU happens to log in again: it is started again for as long as the link lives.
+        while not self.link.closed.is_set():
+            try:
+                await loop()
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.exception("DTU %s: %s failed; starting it again", self.link.gateway_id, loop.__name__)
+                else:
+                    log.warning("DTU %s: %s failed (%s); starting it again", self.link.gateway_id, loop.__name__, exc)
+                await self._wait(LOOP_RETRY_S)
 
     async def _poll_loop(self) -> None:
         refreshed = time.monotonic()

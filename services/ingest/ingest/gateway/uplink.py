@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from amiflow_runtime.pipeline import is_transient
 from amiflow_runtime.service import ServiceRuntime
 from amiflow_schemas.events.devices import DeviceStatusReported, FrameRejected, RejectionReason
 from amiflow_schemas.events.readings import ReadingReceived, RegisterValue
@@ -26,6 +29,8 @@ POLLS = Counter("amiflow_gateway_polls_total", "Meter reads sent by the gateway"
 REJECTED = Counter("amiflow_gateway_rejected_total", "Bytes from DTU links that were no usable frame",
                    ["gateway", "protocol", "reason"])
 MAX_RAW_HEX_BYTES = 256 * 1024  # FrameRejected keeps at most this much of an oversized input
+MAX_OUTAGE_BACKOFF_S = 5.0
+T = TypeVar("T")
 
 
 class GatewaySink(LinkSink):
@@ -90,9 +95,10 @@ class GatewaySink(LinkSink):
                 source=ReadingSource.DTU, gateway_id=link.gateway_id, frame_hex=frame.raw_hex,
                 received_at=received_at,
             )
-            await submit_batch(self.runtime, link.tenant_id, [Submission(0, reading, status)])
+            await through_outages(lambda: submit_batch(self.runtime, link.tenant_id, [Submission(0, reading, status)]))
         elif status is not None:
-            await record_events(self.runtime, link.tenant_id, [status], meter.meter_id, status.reported_at)
+            await through_outages(lambda: record_events(self.runtime, link.tenant_id, [status], meter.meter_id,
+                                                        status.reported_at))
 
     async def rejected(self, link: DtuLink, rejection: Rejection) -> None:
         REJECTED.labels(link.gateway_id, rejection.protocol.value, rejection.reason.value).inc()
@@ -114,7 +120,26 @@ async def reject(runtime: ServiceRuntime, tenant_id: str, source_id: str, reject
         raw_truncated=len(rejection.raw) > MAX_RAW_HEX_BYTES,
     )
     log.info("rejected %d bytes from %s: %s", len(rejection.raw), source_id, rejection.detail)
-    await record_events(runtime, tenant_id, [event], source_id, now)
+    await through_outages(lambda: record_events(runtime, tenant_id, [event], source_id, now))
+
+
+async def through_outages(write: Callable[[], Awaitable[T]]) -> T:
+    """Run a database write until it succeeds, waiting out a database outage.
+
+    A DTU does not send a reply or a push again (the protocols have no acknowledgement), so a frame the
+    gateway has read lives only here until it is stored: dropping it on a failed write loses the reading.
+    While we wait the link is not read, and TCP holds the DTU back.
+    """
+    backoff = 0.2
+    while True:
+        try:
+            return await write()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("database unavailable, holding a frame (retrying in %.1f s): %s", backoff, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_OUTAGE_BACKOFF_S)
 
 
 def _status(meter: Meter, gateway_id: str, fields: dict[str, object], received_at: datetime) -> DeviceStatusReported:

@@ -33,10 +33,12 @@ from ingest.core.downlink import (
     resend_note,
     send_detail,
 )
-from ingest.core.meter_requests import read_requests
+from ingest.core.meter_requests import is_command_reply_from, is_reply_from, read_requests
 from ingest.core.protocols import decode_frame
 from ingest.core.registry import MeterDetails
 from ingest.profiles import load_profile
+from ingest.simulator import Fleet, FleetSpec
+from ingest.simulator.bus import answer_cjt188, cjt188_reading
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -189,3 +191,16 @@ def test_valve_and_relay_sends_are_single_writes_and_need_the_right_meter() -> N
                   SHANGHAI)
     with pytest.raises(ValueError, match="without an action"):
         bus_order(command(DownlinkKind.RELAY), ELECTRICITY, load_profile("dlt645-single-phase"), NOW, SHANGHAI)
+
+
+def test_a_reading_the_meter_pushes_while_a_command_awaits_its_answer_is_not_taken_for_the_answer() -> None:
+    # Taken for it, the reading would never be published and the command acknowledged by a frame about nothing.
+    meter = next(m for m in Fleet.build(FleetSpec(meters=8, dtus=1, seed=1)).valve_meters() if m.has_valve)
+    details = MeterDetails(Utility.WATER, meter.profile.name, meter.bus_address, Unit.M3)
+    close = bus_order(command(DownlinkKind.VALVE, "close"), details, meter.profile, NOW, SHANGHAI).requests[0]
+    answer = decode_frame(answer_cjt188(meter, decode_frame(close), NOW).frame, meter.profile)
+    pushed = decode_frame(cjt188_reading(meter, NOW).frame, meter.profile)
+
+    assert is_reply_from(meter.bus_address)(pushed)
+    assert is_command_reply_from(meter.bus_address)(answer)
+    assert not is_command_reply_from(meter.bus_address)(pushed)

@@ -179,7 +179,8 @@ async def list_subscriptions(runtime: RuntimeDep, tenant: Tenant) -> list[dict[s
         return await store.subscriptions(session, tenant)
 
 
-@router.delete("/webhook-subscriptions/{subscription_id}", openapi_extra=CONFIGURATION, status_code=204)
+@router.delete("/webhook-subscriptions/{subscription_id}", openapi_extra=CONFIGURATION, status_code=204,
+               responses={404: {"description": "No such subscription"}})
 async def unsubscribe(subscription_id: str, runtime: RuntimeDep, tenant: Tenant) -> None:
     async with runtime.sessions() as session, session.begin():
         if not await store.unsubscribe(session, tenant, subscription_id):
@@ -236,7 +237,8 @@ async def notifications(runtime: RuntimeDep, tenant: Tenant, account_id: str | N
                                limit=limit)
 
 
-@router.get("/notifications/{notification_id}", response_model=NotificationDetail)
+@router.get("/notifications/{notification_id}", response_model=NotificationDetail,
+            responses={404: {"description": "No such notification"}})
 async def notification(notification_id: UUID, runtime: RuntimeDep, tenant: Tenant) -> dict[str, Any]:
     """One notification with every delivery attempt and the provider's answers."""
     async with runtime.sessions() as session:

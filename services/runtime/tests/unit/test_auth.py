@@ -59,6 +59,8 @@ def test_scopes_narrow_and_never_widen() -> None:
     ({"sub": ""}, "no subject"), ({"tenant": None}, "no tenant"), ({"roles": []}, "no role"),
     ({"roles": ["superuser"]}, "unknown role"), ({"roles": "operator", "duties": ["wind"]}, "unknown duty"),
     ({"roles": ["customer"]}, "must name their account"), ({"sites": [1, 2]}, "list of strings"),
+    ({"tenant": "river side"}, "tenant is not a valid identifier"),
+    ({"sub": "a\nb"}, "subject is not a valid identifier"),
 ])
 def test_malformed_claims_are_refused_with_the_reason(bad: dict[str, Any], reason: str) -> None:
     with pytest.raises(AuthError, match=reason):

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from amiflow_runtime.http import Caller, RuntimeDep, Tenant
 from amiflow_schemas.events.readings import RegisterValue
+from amiflow_schemas.primitives import Identifier, Text
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
@@ -78,10 +79,11 @@ async def meter_consumption(meter_id: str, runtime: RuntimeDep, tenant: Tenant, 
 class EditBody(BaseModel):
     """A manual edit: the new register value (null deletes the slot's value), who and why."""
 
+    # The edit log's own types (core.model.ManualEdit), so what passes here can be recorded there.
     value: Decimal | None = Field(ge=0)
-    edited_by: str = Field(min_length=1, max_length=128)
-    reason_code: str = Field(min_length=1, max_length=64)
-    comment: str | None = Field(default=None, max_length=2000)
+    edited_by: Identifier
+    reason_code: Annotated[Identifier, Field(max_length=64)]
+    comment: Text | None = None
 
 
 class EditView(BaseModel):

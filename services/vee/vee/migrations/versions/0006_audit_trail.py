@@ -1,0 +1,24 @@
+"""vee: the audit trail — operator actions as an append-only, hash-chained table
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-02
+"""
+
+from __future__ import annotations
+
+from alembic import op
+from amiflow_runtime.audit_db import create_audit_table, drop_audit_table
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_audit_table(op)
+
+
+def downgrade() -> None:
+    drop_audit_table(op)
