@@ -25,7 +25,7 @@ from identity.core.credentials import checked_reach
 from identity.main import api
 from pydantic import SecretStr
 
-from .conftest import ApiUnderTest, run
+from .conftest import EXAMPLES, EXAMPLES_WITHOUT_TOKEN, ApiUnderTest, run
 
 pytestmark = pytest.mark.integration
 SERVICE = ApiUnderTest("identity", api, IdentitySettings, options=(
@@ -35,7 +35,7 @@ schema = schemathesis.openapi.from_dict(SERVICE.blueprint().openapi())
 # Without a token only well-formed calls say something: a broken one may be refused for its form first.
 well_formed = schemathesis.openapi.from_dict(SERVICE.blueprint().openapi())
 well_formed.config.generation.update(modes=["positive"])
-FUZZ = settings(max_examples=25, phases=[Phase.explicit, Phase.generate], deadline=None,
+FUZZ = settings(max_examples=EXAMPLES, phases=[Phase.explicit, Phase.generate], deadline=None,
                 suppress_health_check=list(HealthCheck))
 
 
@@ -64,7 +64,7 @@ def test_no_5xx_and_every_answer_is_documented(case: Any, answers_as_documented:
 
 
 @well_formed.parametrize()
-@settings(FUZZ, max_examples=10)
+@settings(FUZZ, max_examples=EXAMPLES_WITHOUT_TOKEN)
 def test_without_a_token_every_route_but_the_public_ones_answers_401(
     case: Any, refused_without_a_token: Callable[[Any], None],
 ) -> None:

@@ -158,7 +158,7 @@ async def list_entries(request: Request, tenant: Tenant, actor: str | None = Non
                        since: Annotated[AwareDatetime | None, Query(alias="from")] = None,
                        until: Annotated[AwareDatetime | None, Query(alias="to")] = None,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                       after: Annotated[int | None, Query(ge=0)] = None) -> Any:
+                       after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None) -> Any:
     """The tenant's actions, refused and rejected calls in chain order: who, when, where, what, why, outcome."""
     where = EntryFilter(actor=actor, action=action, object=object_id, outcome=outcome, since=since, until=until)
     async with _trail(request).sessions() as session:
