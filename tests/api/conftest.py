@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import schemathesis
 from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.testing import auth_headers, create_database
 from fastapi import FastAPI
+from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
@@ -44,6 +46,30 @@ class ApiUnderTest:
     def blueprint(self) -> FastAPI:
         """The app as its OpenAPI document describes it; never started, its database never opened."""
         return self.api(self.settings(database_url="sqlite+aiosqlite:///:memory:", **dict(self.options)))
+
+
+def openapi_tests(service: ApiUnderTest) -> tuple[Callable[..., None], Callable[..., None]]:
+    """The two schemathesis tests of one service's OpenAPI, for its test module to bind as test_* names:
+    every operation as an administrator (no 5xx, answers as documented), and without a token (401)."""
+    document = service.blueprint().openapi()
+    schema = schemathesis.openapi.from_dict(document)
+    # Without a token only well-formed calls say something: a broken one may be refused for its form first.
+    well_formed = schemathesis.openapi.from_dict(document)
+    well_formed.config.generation.update(modes=["positive"])
+    fuzz = settings(max_examples=EXAMPLES, phases=[Phase.explicit, Phase.generate], deadline=None,
+                    suppress_health_check=list(HealthCheck))
+
+    @schema.parametrize()
+    @fuzz
+    def as_administrator(case: Any, answers_as_documented: Callable[[Any], None]) -> None:
+        answers_as_documented(case)
+
+    @well_formed.parametrize()
+    @settings(fuzz, max_examples=EXAMPLES_WITHOUT_TOKEN)
+    def without_a_token(case: Any, refused_without_a_token: Callable[[Any], None]) -> None:
+        refused_without_a_token(case)
+
+    return as_administrator, without_a_token
 
 
 def run(coroutine: Coroutine[Any, Any, Any]) -> Any:

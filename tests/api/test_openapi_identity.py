@@ -9,34 +9,24 @@ from __future__ import annotations
 import base64
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import schemathesis
 from amiflow_runtime.auth import Role
 from fastapi import FastAPI
-from hypothesis import HealthCheck, Phase, settings
 from identity.app import Credentials, NewClient
 from identity.config import IdentitySettings
 from identity.core.credentials import checked_reach
 from identity.main import api
 from pydantic import SecretStr
 
-from .conftest import EXAMPLES, EXAMPLES_WITHOUT_TOKEN, ApiUnderTest, run
+from .conftest import ApiUnderTest, openapi_tests, run
 
 pytestmark = pytest.mark.integration
 SERVICE = ApiUnderTest("identity", api, IdentitySettings, options=(
     ("key_encryption_key", SecretStr(base64.urlsafe_b64encode(os.urandom(32)).decode())),
     ("data_dir", Path(tempfile.mkdtemp(prefix="amiflow-identity-fuzz-")))))
-schema = schemathesis.openapi.from_dict(SERVICE.blueprint().openapi())
-# Without a token only well-formed calls say something: a broken one may be refused for its form first.
-well_formed = schemathesis.openapi.from_dict(SERVICE.blueprint().openapi())
-well_formed.config.generation.update(modes=["positive"])
-FUZZ = settings(max_examples=EXAMPLES, phases=[Phase.explicit, Phase.generate], deadline=None,
-                suppress_health_check=list(HealthCheck))
 
 
 async def _admin_token(app: FastAPI) -> str:
@@ -57,15 +47,5 @@ def admin(live_app: FastAPI) -> dict[str, str]:
     return {"Authorization": f"Bearer {run(_admin_token(live_app))}", "X-Tenant-Id": "fuzz"}
 
 
-@schema.parametrize()
-@FUZZ
-def test_no_5xx_and_every_answer_is_documented(case: Any, answers_as_documented: Callable[[Any], None]) -> None:
-    answers_as_documented(case)
-
-
-@well_formed.parametrize()
-@settings(FUZZ, max_examples=EXAMPLES_WITHOUT_TOKEN)
-def test_without_a_token_every_route_but_the_public_ones_answers_401(
-    case: Any, refused_without_a_token: Callable[[Any], None],
-) -> None:
-    refused_without_a_token(case)
+test_no_5xx_and_every_answer_is_documented, test_without_a_token_every_route_but_the_public_ones_answers_401 = (
+    openapi_tests(SERVICE))

@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, Phase, settings
 from vee.config import VeeSettings
 from vee.main import api
 
-from .conftest import EXAMPLES, EXAMPLES_WITHOUT_TOKEN, ApiUnderTest
+from .conftest import ApiUnderTest, openapi_tests
 
 pytestmark = pytest.mark.integration
 SERVICE = ApiUnderTest("vee", api, VeeSettings)
-schema = schemathesis.openapi.from_dict(SERVICE.blueprint().openapi())
-# Without a token only well-formed calls say something: a broken one may be refused for its form first.
-well_formed = schemathesis.openapi.from_dict(SERVICE.blueprint().openapi())
-well_formed.config.generation.update(modes=["positive"])
-FUZZ = settings(max_examples=EXAMPLES, phases=[Phase.explicit, Phase.generate], deadline=None,
-                suppress_health_check=list(HealthCheck))
 
 
-@schema.parametrize()
-@FUZZ
-def test_no_5xx_and_every_answer_is_documented(case: Any, answers_as_documented: Callable[[Any], None]) -> None:
-    answers_as_documented(case)
-
-
-@well_formed.parametrize()
-@settings(FUZZ, max_examples=EXAMPLES_WITHOUT_TOKEN)
-def test_without_a_token_every_route_but_the_public_ones_answers_401(
-    case: Any, refused_without_a_token: Callable[[Any], None],
-) -> None:
-    refused_without_a_token(case)
+test_no_5xx_and_every_answer_is_documented, test_without_a_token_every_route_but_the_public_ones_answers_401 = (
+    openapi_tests(SERVICE))

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from amiflow_runtime.auth import TokenVerifier
 from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.process import api_app, service_main, worker_app
 from fastapi import FastAPI
@@ -15,7 +16,7 @@ from identity.adapters import db
 from identity.adapters.http import router as credentials_router
 from identity.adapters.oauth_http import router as oauth_router
 from identity.adapters.undo import UNDO
-from identity.adapters.verifier import OwnKeysVerifier
+from identity.adapters.verifier import own_keys
 from identity.config import IdentitySettings
 from identity.runtime import IdentityRuntime
 
@@ -35,7 +36,11 @@ def api(settings: ServiceSettings) -> FastAPI:
     app = api_app(runtime, title="amiflow identity",
                   description="Access tokens (OAuth 2.0, JWT), the keys that sign them, and who holds which role.",
                   routers=[oauth_router, credentials_router], undo=UNDO)
-    app.state.token_verifier = OwnKeysVerifier(runtime.keyring, runtime.identity_settings)
+    own = runtime.identity_settings
+    # Its own keys (and AMIFLOW_AUTH_JWKS_FILE's, e.g. the test suite's), read afresh on every check.
+    app.state.token_verifier = TokenVerifier(issuer=own.auth_issuer, audience=own.auth_audience,
+                                             jwks_file=own.auth_jwks_file, sources=[own_keys(runtime.keyring)],
+                                             leeway_s=own.auth_leeway_s, refresh_s=0.0)
     return app
 
 

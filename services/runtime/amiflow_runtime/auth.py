@@ -22,10 +22,11 @@ customer's own account for a customer to call the route.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -256,44 +257,67 @@ def authorize(principal: Principal, method: str, extra: Mapping[str, Any] | None
 
 # --- Checking tokens ------------------------------------------------------------------------------
 
+# A place keys come from: returns a JWKS document, or raises KeysUnavailable saying why it cannot.
+KeySource = Callable[[], Awaitable[Any]]
+
+
+def jwks_file_source(path: Path) -> KeySource:
+    """The keys of a JWKS file (a mounted secret, or the test suite's keys)."""
+
+    async def read() -> Any:
+        try:
+            return json.loads(await asyncio.to_thread(path.read_text))
+        except (OSError, ValueError) as exc:
+            raise KeysUnavailable(f"the JWKS file {path} cannot be read: {exc}") from exc
+
+    return read
+
+
+def jwks_url_source(url: str) -> KeySource:
+    """The keys an issuer publishes at `url`."""
+
+    async def fetch() -> Any:
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                answer = await client.get(url)
+                answer.raise_for_status()
+                return answer.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise KeysUnavailable(f"the JWKS at {url} cannot be fetched: {exc}") from exc
+
+    return fetch
+
+
 class TokenVerifier:
-    """Checks bearer tokens against the keys of a JWKS URL and/or a JWKS file, cached.
+    """Checks bearer tokens against the keys of its sources (a JWKS URL, a JWKS file, or any KeySource),
+    cached.
 
     Keys rotate: a token signed with a key id not in the cache makes one refetch (at most every
     `refetch_min_s`), so a new key is picked up at once and a stream of forged key ids cannot turn into
     a stream of fetches. The cache is refreshed every `refresh_s` regardless, to drop retired keys.
-    When both sources are given, a source that fails leaves the other's keys usable.
+    A source that fails leaves the others' keys usable; with none, KeysUnavailable (our problem, 503).
     """
 
     def __init__(self, *, issuer: str, audience: str, jwks_url: str | None = None, jwks_file: Path | None = None,
-                 leeway_s: float = 30.0, refresh_s: float = 300.0, refetch_min_s: float = 10.0) -> None:
-        if not jwks_url and not jwks_file:
-            raise ValueError("tokens cannot be checked without a JWKS URL or file")
+                 sources: Sequence[KeySource] = (), leeway_s: float = 30.0, refresh_s: float = 300.0,
+                 refetch_min_s: float = 10.0) -> None:
+        self.sources = [*sources, *([jwks_file_source(jwks_file)] if jwks_file else []),
+                        *([jwks_url_source(jwks_url)] if jwks_url else [])]
+        if not self.sources:
+            raise ValueError("tokens cannot be checked without a JWKS URL, file or other key source")
         self.issuer, self.audience = issuer, audience
-        self.jwks_url, self.jwks_file = jwks_url, jwks_file
         self.leeway_s, self.refresh_s, self.refetch_min_s = leeway_s, refresh_s, refetch_min_s
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
-        self._file_mtime: float | None = None
 
     async def _documents(self) -> list[Any]:
         documents: list[Any] = []
         problems: list[str] = []
-        if self.jwks_file is not None:
+        for source in self.sources:
             try:
-                mtime = self.jwks_file.stat().st_mtime
-                documents.append(json.loads(self.jwks_file.read_text()))
-                self._file_mtime = mtime
-            except (OSError, ValueError) as exc:
-                problems.append(f"the JWKS file cannot be read: {exc}")
-        if self.jwks_url:
-            try:
-                async with httpx.AsyncClient(timeout=5.0) as client:
-                    answer = await client.get(self.jwks_url)
-                    answer.raise_for_status()
-                    documents.append(answer.json())
-            except (httpx.HTTPError, ValueError) as exc:
-                problems.append(f"the JWKS at {self.jwks_url} cannot be fetched: {exc}")
+                documents.append(await source())
+            except KeysUnavailable as exc:
+                problems.append(str(exc))
         if not documents:
             raise KeysUnavailable("; ".join(problems))
         if problems:
@@ -313,12 +337,6 @@ class TokenVerifier:
         self._keys, self._fetched_at = keys, time.monotonic()
 
     def _stale(self) -> bool:
-        if self.jwks_file is not None:
-            try:
-                if self._file_mtime != self.jwks_file.stat().st_mtime:
-                    return True
-            except OSError:
-                return True
         return time.monotonic() - self._fetched_at > self.refresh_s
 
     async def key_for(self, kid: str) -> jwt.PyJWK:

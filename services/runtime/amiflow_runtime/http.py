@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from amiflow_runtime.audit_capture import install_audit
-from amiflow_runtime.audit_http import record_attempt
+from amiflow_runtime.audit_http import record_attempt, route_template
 from amiflow_runtime.auth import (
     PUBLIC_KEY,
     AuthError,
@@ -64,7 +64,7 @@ def _verifier(request: Request) -> TokenVerifier:
 
 
 def _refuse(request: Request, status: int, problem: str, reason: str) -> HTTPException:
-    route = getattr(request.scope.get("route"), "path", "unknown")
+    route = route_template(request.scope)  # with its router prefixes, as the audit trail names it
     AUTH_REFUSED.labels(route, str(status)).inc()
     log.info("%s %s refused (%d): %s", request.method, route, status, reason)
     headers = {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'} \
@@ -115,6 +115,21 @@ def tenant_of(request: Request, caller: Annotated[Principal | None, Depends(call
         return caller.tenant
     settings: ServiceSettings = request.app.state.settings
     return x_tenant_id or settings.default_tenant
+
+
+def out_of_reach(what: str) -> HTTPException:
+    """403 for a caller whose sites and duties do not cover `what` (a meter, a device, a district)."""
+    return HTTPException(403, detail={"problem": "out_of_reach", "reason": f"{what} is outside your sites and duties"})
+
+
+def signed_by(caller: Principal, name: str) -> str:
+    """The name an action is recorded under: `name` when the caller may sign with it (an operator only their
+    own, an administrator on someone's behalf — the audit trail names the administrator); else 422."""
+    if caller.may_sign_as(name):
+        return name
+    raise HTTPException(422, detail={"problem": "not_your_name",
+                                     "reason": f"an operator signs with their own name ({caller.subject}), "
+                                               f"not {name!r}"})
 
 
 def _require_caller(caller: Annotated[Principal | None, Depends(caller_of)]) -> Principal:
@@ -183,8 +198,7 @@ def create_app(*, title: str, description: str, lifespan: Lifespan, readiness: R
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        route = request.scope.get("route")
-        HTTP_REJECTED.labels(getattr(route, "path", "unknown"), "422").inc()
+        HTTP_REJECTED.labels(route_template(request.scope), "422").inc()
         errors = [{"location": ".".join(str(p) for p in e.get("loc", ())), "reason": e.get("msg", ""),
                    "type": e.get("type", "")} for e in exc.errors()]
         return JSONResponse({"detail": "the request is not valid", "errors": errors}, status_code=422)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -167,7 +168,5 @@ def _test_token_keys() -> None:
 
 def asgi_client(app: Any, base_url: str, tenant: str = "demo", **kw: Any) -> Any:
     """An httpx client calling `app` in-process as a platform admin of `tenant` (see auth_headers)."""
-    import httpx
-
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url,
                              headers=auth_headers(tenant), **kw)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from amiflow_runtime.http import Caller, RuntimeDep, Tenant
+from amiflow_runtime.http import Caller, RuntimeDep, Tenant, signed_by
 from amiflow_schemas.events.commands import CommandKind, ParameterSetting
 from amiflow_schemas.primitives import Identifier, Text
 from fastapi import APIRouter
@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from commands.adapters.commands_http import CommandWindow, console_command_id, operator_request
-from commands.adapters.web import CommandView, console_desk, out_of_reach, refusal_docs, signed_by, submitted_view
+from commands.adapters.web import CommandView, console_desk, devices_out_of_reach, refusal_docs, submitted_view
 from commands.core.model import Refusal
 from commands.desk import Desk
 
@@ -109,11 +109,12 @@ def batch_key(batch_id: str, device_id: str) -> str:
     return f"batch:{digest}"
 
 
-async def _line(desk: Desk, body: CommandBatch, line: LineOrder, beyond: dict[str, str]) -> LineView:
+async def _line(desk: Desk, body: CommandBatch, line: LineOrder, beyond: set[str]) -> LineView:
     kind = line.kind
     if line.device_id in beyond:
         return LineView(device_id=line.device_id, kind=kind, status=LineStatus.REFUSED, command=None,
-                        problem="out_of_reach", reason=beyond[line.device_id])
+                        problem="out_of_reach",
+                        reason=f"device {line.device_id} is outside your sites and duties")
     key = batch_key(body.batch_id, line.device_id)
     try:
         requested = operator_request(body, desk.now, command_id=console_command_id(desk.tenant_id, key),
@@ -142,7 +143,7 @@ async def request_batch(body: CommandBatch, runtime: RuntimeDep, tenant: Tenant,
     body.window(now)  # the window is the batch's: a passed one refuses it before any line is tried
     signed_by(caller, body.requested_by)
     async with console_desk(runtime, tenant, [line.device_id for line in lines], now) as desk:
-        beyond = await out_of_reach(desk.session, tenant, caller, [line.device_id for line in lines])
+        beyond = await devices_out_of_reach(desk.session, tenant, caller, [line.device_id for line in lines])
         answers = [await _line(desk, body, line, beyond) for line in lines]
     count = {status: sum(1 for a in answers if a.status is status) for status in LineStatus}
     return BatchView(batch_id=body.batch_id, accepted=count[LineStatus.ACCEPTED],

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
-from amiflow_runtime.http import Caller, RuntimeDep, Tenant, validated
+from amiflow_runtime.http import Caller, RuntimeDep, Tenant, out_of_reach, signed_by, validated
 from amiflow_schemas.events.commands import (
     CancelReason,
     CommandKind,
@@ -32,11 +32,10 @@ from commands.adapters.web import (
     SubmittedView,
     command_view,
     console_desk,
-    out_of_reach,
+    devices_out_of_reach,
     problem,
     refusal_docs,
     refused,
-    signed_by,
     submitted_view,
 )
 from commands.core.lifecycle import cancel
@@ -159,8 +158,8 @@ async def request_command(body: OperatorCommand, runtime: RuntimeDep, tenant: Te
 
     async def submit() -> SubmittedView:
         async with console_desk(runtime, tenant, [body.device_id], now) as desk:
-            for reason in (await out_of_reach(desk.session, tenant, caller, [body.device_id])).values():
-                raise problem(403, "out_of_reach", reason)
+            for device in await devices_out_of_reach(desk.session, tenant, caller, [body.device_id]):
+                raise out_of_reach(f"device {device}")
             result = await desk.submit(requested)
             if isinstance(result, Refusal):
                 raise refused(result)
@@ -211,8 +210,8 @@ async def cancel_command(command_id: UUID, body: CancelOrder, runtime: RuntimeDe
         command = await store.load(desk.session, tenant, command_id)  # it may have been sent before the lock
         if command is None:
             raise problem(404, "unknown_command", f"no command {command_id}")
-        for reason in (await out_of_reach(desk.session, tenant, caller, [command.device_id])).values():
-            raise problem(403, "out_of_reach", reason)
+        for device in await devices_out_of_reach(desk.session, tenant, caller, [command.device_id]):
+            raise out_of_reach(f"device {device}")
         result = cancel(command, signed_by(caller, body.cancelled_by), CancelReason.OPERATOR, body.reason, now)
         if isinstance(result, Refusal):
             raise refused(result)

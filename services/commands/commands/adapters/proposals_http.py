@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from amiflow_runtime.http import Caller, RuntimeDep, Tenant
+from amiflow_runtime.http import Caller, RuntimeDep, Tenant, out_of_reach, signed_by
 from amiflow_schemas.events.commands import CommandProposed
 from amiflow_schemas.primitives import Identifier, Text
 from fastapi import APIRouter, Response
@@ -20,11 +20,10 @@ from commands.adapters.web import (
     SubmittedView,
     command_view,
     console_desk,
-    out_of_reach,
+    devices_out_of_reach,
     problem,
     refusal_docs,
     refused,
-    signed_by,
     submitted_view,
 )
 from commands.core.automation import accept_proposal
@@ -70,8 +69,8 @@ async def accept(proposal_id: UUID, body: Acceptance, runtime: RuntimeDep, tenan
 
     async def carry_out() -> SubmittedView:
         async with console_desk(runtime, tenant, [proposal.device_id], now) as desk:
-            for reason in (await out_of_reach(desk.session, tenant, caller, [proposal.device_id])).values():
-                raise problem(403, "out_of_reach", reason)
+            for device in await devices_out_of_reach(desk.session, tenant, caller, [proposal.device_id]):
+                raise out_of_reach(f"device {device}")
             earlier = await _accepted_before(desk.session, tenant, proposal)
             if earlier is not None:
                 return earlier

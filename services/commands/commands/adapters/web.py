@@ -53,30 +53,18 @@ def refused(refusal: Refusal) -> HTTPException:
     return problem(STATUS[refusal.code], refusal.code.value, refusal.message)
 
 
-def signed_by(caller: Principal, name: str) -> str:
-    """The name a command is recorded under: an operator signs with their own (the token's subject); an
-    administrator may record on behalf of someone (the audit trail keeps the administrator as the actor)."""
-    if caller.may_sign_as(name):
-        return name
-    raise problem(422, "not_your_name", f"an operator signs with their own name ({caller.subject}), not {name!r}")
-
-
-async def out_of_reach(session: Any, tenant: str, caller: Principal, device_ids: Iterable[str]) -> dict[str, str]:
-    """The devices of `device_ids` outside the caller's sites and duties, each with the reason.
+async def devices_out_of_reach(session: Any, tenant: str, caller: Principal, device_ids: Iterable[str]) -> set[str]:
+    """The devices of `device_ids` outside the caller's sites and duties.
 
     A device commands does not know yet is left to the core to refuse (404 unknown device) — unless the
     caller is limited at all, for whom an unknown device is simply out of reach.
     """
     if not caller.limited:
-        return {}
+        return set()
     ids = list(dict.fromkeys(device_ids))
     known = await store.devices_of(session, tenant, ids)
-    refused: dict[str, str] = {}
-    for device_id in ids:
-        device = known.get(device_id)
-        if device is None or not caller.covers(site=device.site, utility=device.utility.value):
-            refused[device_id] = f"{device_id} is outside your sites and duties"
-    return refused
+    return {d for d in ids if (device := known.get(d)) is None
+            or not caller.covers(site=device.site, utility=device.utility.value)}
 
 
 def commands_settings(settings: ServiceSettings) -> CommandsSettings:

@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from amiflow_runtime.auth import Principal
-from amiflow_runtime.http import Caller, RuntimeDep, Tenant
+from amiflow_runtime.http import Caller, RuntimeDep, Tenant, out_of_reach
 from amiflow_schemas.events.registry import MeterStatus
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from ingest import registry_app as handlers
@@ -39,8 +39,7 @@ class Replacement(BaseModel):
 
 def _within_reach(caller: Principal, building: str | None, utility: str, meter_id: str) -> None:
     if not caller.covers(site=building, utility=utility):
-        raise HTTPException(403, detail={"problem": "out_of_reach",
-                                         "reason": f"meter {meter_id} is outside your sites and duties"})
+        raise out_of_reach(f"meter {meter_id}")
 
 
 async def _in_reach(runtime: Any, tenant: str, caller: Principal, meter_id: str) -> None:
@@ -50,8 +49,7 @@ async def _in_reach(runtime: Any, tenant: str, caller: Principal, meter_id: str)
     async with runtime.sessions() as session:
         found = await rdb.meter(session, tenant, meter_id)
     if found is None:
-        raise HTTPException(403, detail={"problem": "out_of_reach",
-                                         "reason": f"meter {meter_id} is outside your sites and duties"})
+        raise out_of_reach(f"meter {meter_id}")
     _within_reach(caller, found.details.groups.building, found.details.utility.value, meter_id)
 
 

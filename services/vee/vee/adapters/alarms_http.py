@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from amiflow_runtime.http import Caller, RuntimeDep, Tenant
+from amiflow_runtime.http import Caller, RuntimeDep, Tenant, out_of_reach, signed_by
 from amiflow_runtime.outbox import stage
 from amiflow_schemas import new_envelope
 from amiflow_schemas.events.alarms import AlarmAcknowledged, AlarmSubject, AlarmType
@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from vee.adapters import alarms_db, db
-from vee.adapters.reach import meter_in_reach, signed
+from vee.adapters.reach import meter_in_reach
 
 
 class AlarmView(BaseModel):
@@ -88,12 +88,11 @@ async def acknowledge(alarm_id: UUID, body: Acknowledgement, runtime: RuntimeDep
             await meter_in_reach(session, tenant, caller, found["subject_id"])
         elif caller.duties is not None and "water" not in caller.duties:
             # A district metered area is water's and spans buildings: the water duty is what it takes.
-            raise HTTPException(403, detail={"problem": "out_of_reach",
-                                             "reason": "district alarms need the water duty"})
+            raise out_of_reach(f"district {found['subject_id']} (district alarms need the water duty)")
         if found["acknowledged_at"] is None:
             ack = AlarmAcknowledged(alarm_id=alarm_id, alarm_type=AlarmType(found["alarm_type"]),
                                     subject=AlarmSubject(found["subject"]), subject_id=found["subject_id"],
-                                    acknowledged_at=now, acknowledged_by=signed(caller, body.acknowledged_by),
+                                    acknowledged_at=now, acknowledged_by=signed_by(caller, body.acknowledged_by),
                                     note=body.note)
             await alarms_db.acknowledged(session, tenant, ack)
             event = new_envelope(ack, event_id=uuid.uuid4(), tenant_id=tenant, key=ack.subject_id, occurred_at=now,

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from amiflow_runtime.http import Caller, RuntimeDep, Tenant
+from amiflow_runtime.http import Caller, RuntimeDep, Tenant, signed_by
 from amiflow_schemas.events.readings import RegisterValue
 from amiflow_schemas.primitives import Identifier, Text
 from fastapi import APIRouter, HTTPException, Query
@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from vee import edits_app as edits
 from vee.adapters import registry_db, series_db
-from vee.adapters.reach import meter_in_reach, signed
+from vee.adapters.reach import meter_in_reach
 from vee.core.grid import Granularity
 from vee.edits_app import EditRequest
 
@@ -103,7 +103,7 @@ async def edit_reading(meter_id: str, measured_at: AwareDatetime, body: EditBody
     """Edit (or delete) the value at a slot: a new version; the original and every edit are kept."""
     async with runtime.sessions() as session:
         await meter_in_reach(session, tenant, caller, meter_id)
-    request = EditRequest(measured_at=measured_at, value=body.value, edited_by=signed(caller, body.edited_by),
+    request = EditRequest(measured_at=measured_at, value=body.value, edited_by=signed_by(caller, body.edited_by),
                           reason_code=body.reason_code, comment=body.comment)
     try:
         published = await edits.edit_reading(runtime, tenant, meter_id, request, runtime.settings.zone_of)
