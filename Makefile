@@ -36,6 +36,9 @@ run: $(STAMP) $(KAFKA_JARS) ## start the broker, every service and ~1000 simulat
 test: $(STAMP) $(KAFKA_JARS) ## the whole suite: unit, integration and end-to-end on real Kafka and PostgreSQL
 	$(BIN)/pytest
 
+bench: $(STAMP) $(KAFKA_JARS) ## the benchmark (~25 min): B0 raw Kafka, pipeline, latency, settlement, gateway, decode → bench-results/latest/
+	$(BIN)/python -m amiflow_bench $(BENCH_ARGS)
+
 test-unit: $(STAMP) ## the fast loop: pure tests only, no servers
 	$(BIN)/pytest -m "not integration and not e2e"
 
@@ -59,4 +62,4 @@ kafka-stop: ## stop the detached local broker
 clean: ## remove the local data folder (SQLite files, broker storage); keeps the venv and jar cache
 	rm -rf data
 
-.PHONY: help venv kafka-jars run test test-unit lint schemas lock kafka-start kafka-stop clean
+.PHONY: help venv kafka-jars run test bench test-unit lint schemas lock kafka-start kafka-stop clean

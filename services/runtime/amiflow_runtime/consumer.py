@@ -63,8 +63,7 @@ class InboxConsumer:
     async def _apply_partition(self, partition: TopicPartition,
                                messages: list[ConsumerRecord[bytes, bytes]]) -> None:
         assert self._consumer is not None
-        for message in messages:
-            await self.pipeline.apply(consumed(message))
+        await self.pipeline.apply_batch([consumed(message) for message in messages])
         await self._consumer.commit({partition: messages[-1].offset + 1})
 
     def stop(self) -> None:

@@ -96,20 +96,26 @@ def _ops_pages(app: faust.App, runtime: ServiceRuntime) -> None:
 
 
 def inbox_agent(app: faust.App, runtime: ServiceRuntime, topic: str, consumer: str, handler: Handler) -> None:
-    """An agent on `topic` applying each record exactly once through the runtime's pipeline."""
+    """An agent on `topic` applying each record exactly once through the runtime's pipeline.
+
+    Records are taken in batches (up to consumer_batch_size, or what arrived within
+    consumer_batch_wait_s) and applied in one transaction each; `take_events` acks a batch only after
+    the agent's body returned for it, so offsets still follow the database commit.
+    """
     source = app.topic(topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
     runtime.agents_ready[consumer] = False
+    settings = runtime.settings
 
     async def apply_records(stream: faust.StreamT[Any]) -> None:
         await runtime.started_event.wait()  # the producer for outbox and dead letters must be up
         pipeline = runtime.pipeline(consumer, handler)
         runtime.agents_ready[consumer] = True
-        async for event in stream.events():
-            message = event.message
-            await pipeline.apply(ConsumedRecord(
-                topic=message.topic, partition=message.partition, offset=message.offset,
-                key=message.key, value=message.value, headers=list(message.headers or ()),
-            ))
+        batches = stream.take_events(settings.consumer_batch_size, within=settings.consumer_batch_wait_s)  # type: ignore[attr-defined]
+        async for events in batches:
+            await pipeline.apply_batch([ConsumedRecord(
+                topic=e.message.topic, partition=e.message.partition, offset=e.message.offset,
+                key=e.message.key, value=e.message.value, headers=list(e.message.headers or ()),
+            ) for e in events])
 
     app.agent(source, name=consumer)(apply_records)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -33,3 +34,24 @@ async def claim(session: AsyncSession, inbox: Table, consumer: str, event_id: UU
         return False
     await session.execute(insert(inbox).values(consumer=consumer, event_id=key, processed_at=now))
     return True
+
+
+async def claim_many(session: AsyncSession, inbox: Table, consumer: str, event_ids: Sequence[UUID],
+                     now: datetime) -> set[UUID]:
+    """`claim` for a batch: records the ids not applied before and returns them (each id once).
+
+    One query finds the ids already applied and one insert records the rest, whatever the batch size;
+    an id twice in the batch (a relay re-sent it) is claimed once.
+    """
+    wanted = {str(event_id): event_id for event_id in event_ids}
+    seen: set[str] = set()
+    keys = list(wanted)
+    for start in range(0, len(keys), 1000):  # bounded IN lists
+        rows = await session.execute(select(inbox.c.event_id).where(
+            inbox.c.consumer == consumer, inbox.c.event_id.in_(keys[start:start + 1000])))
+        seen.update(r.event_id for r in rows)
+    fresh = [key for key in keys if key not in seen]
+    if fresh:
+        await session.execute(insert(inbox), [{"consumer": consumer, "event_id": key, "processed_at": now}
+                                              for key in fresh])
+    return {wanted[key] for key in fresh}

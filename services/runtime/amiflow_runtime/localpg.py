@@ -39,6 +39,9 @@ class LocalPostgres:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="amiflow-pg-")))
     port: int = field(default_factory=free_port)
     user: str = "amiflow"
+    # False for tests (their data is thrown away); True where durability is part of what is measured
+    # (`make bench`): every commit waits for its WAL flush, as on a production server.
+    durable: bool = False
 
     @property
     def data_dir(self) -> Path:
@@ -72,9 +75,9 @@ class LocalPostgres:
             self._run(str(bindir / "initdb"), "-D", str(self.data_dir), "-U", self.user,
                       "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
         # fsync and synchronous_commit off: a test server's data is thrown away, durability buys nothing.
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-                   "-c shared_buffers=128MB")
+        durability = "" if self.durable else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} {durability}"
+                   "-c max_connections=200 -c shared_buffers=128MB")
         self._run(str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.root / "server.log"),
                   "-o", options, "-w", "-t", "60", "start")
         return self.url()

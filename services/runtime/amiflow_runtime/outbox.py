@@ -56,7 +56,11 @@ def outbox_rows(envelopes: Iterable[Envelope[Any]], now: datetime) -> list[dict[
 
 async def stage(session: AsyncSession, outbox: Table, envelopes: Iterable[Envelope[Any]], now: datetime) -> int:
     """Add events to the outbox inside the caller's open transaction; returns how many."""
-    rows = outbox_rows(envelopes, now)
+    return await stage_rows(session, outbox, outbox_rows(envelopes, now))
+
+
+async def stage_rows(session: AsyncSession, outbox: Table, rows: list[dict[str, Any]]) -> int:
+    """Insert rows made by `outbox_rows` (one statement for all of them); returns how many."""
     if rows:
         await session.execute(insert(outbox), rows)
     return len(rows)

@@ -232,3 +232,60 @@ async def test_the_inbox_forgets_only_ids_older_than_the_retention(database_url:
         assert await claim(session, inbox, "c", old, now)  # forgotten: would apply again
         assert not await claim(session, inbox, "c", recent, now)  # still remembered
     await engine.dispose()
+
+
+async def test_a_batch_is_applied_in_one_go_and_a_poison_event_in_it_is_dead_lettered_alone(
+        kafka_bootstrap: str, database_url: str) -> None:
+    """apply_batch: duplicates inside the batch and from before are skipped, a handler error on one event
+    rolls the batch back and it is applied event by event — the poison one dead-lettered, the rest once."""
+    from amiflow_runtime.deadletter import ConsumedRecord
+    from amiflow_runtime.pipeline import Rejected
+
+    engine = make_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    tenant, group = unique("tenant"), unique("batch-consumer")
+    calls: list[str] = []
+
+    async def handler(session: AsyncSession, envelope: Envelope[Any]) -> Sequence[Envelope[Any]]:
+        calls.append(envelope.payload.meter_id)
+        if envelope.payload.meter_id.startswith("POISON"):
+            raise Rejected("this meter's readings can never be applied")
+        return await record_and_validate(session, envelope)
+
+    pipeline = EventPipeline(consumer=group, sessions=sessions(engine), inbox=inbox, outbox=outbox,
+                             handler=handler, dead_letters=DeadLetters(producer, DLQ, group), clock=SystemClock())
+
+    def record(envelope: Envelope[Any], offset: int) -> ConsumedRecord:
+        return ConsumedRecord(topic=READINGS, partition=0, offset=offset, key=envelope.key.encode(),
+                              value=encode_event(envelope), headers=envelope_headers(envelope))
+
+    try:
+        earlier = reading(unique("m"), "1", tenant)
+        await pipeline.apply(record(earlier, 0))
+        good = [reading(unique("m"), str(n), tenant) for n in range(5)]
+        batch = [record(e, n + 1) for n, e in enumerate(good)]
+        batch.insert(2, record(good[0], 90))  # re-sent inside the batch
+        batch.append(record(earlier, 91))  # applied before
+        await pipeline.apply_batch(batch)
+        calls_of_clean_batch = len(calls)
+
+        poison = reading(unique("POISON"), "2", tenant)
+        more = [reading(unique("m"), str(n), tenant) for n in range(3)]
+        await pipeline.apply_batch([record(more[0], 100), record(poison, 101), record(more[1], 102),
+                                    record(more[2], 103)])
+        async with engine.connect() as conn:
+            rows = {r.event_id for r in await conn.execute(select(applied.c.event_id))}
+            staged = (await conn.execute(select(func.count()).select_from(outbox))).scalar()
+    finally:
+        await producer.stop()
+        await engine.dispose()
+
+    assert calls_of_clean_batch == 1 + 5  # the earlier event, then each new one once: no duplicate reached it
+    expected = {str(e.event_id) for e in (earlier, *good, *more)}
+    assert expected <= rows and str(poison.event_id) not in rows
+    assert staged == len(expected)  # one ReadingValidated each, in the outbox (no relay runs here)
+    dead = await read_topic(kafka_bootstrap, DLQ, lambda m: m.key == poison.key.encode(), 1)
+    assert dict(dead[0].headers)["dlq.kind"] == b"rejected"
