@@ -306,17 +306,20 @@ class Run:
 
     async def _offer(self, rate: float, seconds: float) -> float:
         """Open loop: every tick each lane posts its share of `rate`; returns the wall time it started."""
-        per_tick = max(1, round(rate * TICK_S / LANES))
+        per_lane = rate * TICK_S / LANES  # readings per lane and tick, a fraction at low rates
         began = time.time()
         ticks = int(seconds / TICK_S)
 
         async def lane(number: int) -> None:
             for tick in range(ticks):
+                due = math.floor((tick + 1) * per_lane) - math.floor(tick * per_lane)
+                if not due:
+                    continue
                 scheduled = began + tick * TICK_S
                 delay = scheduled - time.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                await self._post_readings(self.fleet.take(number, per_tick), scheduled)
+                await self._post_readings(self.fleet.take(number, due), scheduled)
 
         await asyncio.gather(*(lane(n) for n in range(LANES)))
         return began
