@@ -56,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with bench_env(work) as env:
             for part in parts:
-                module = importlib.import_module(f"amiflow_bench.{part}")
                 print(f"\n== {part} ==", flush=True)
                 began = time.monotonic()
                 try:
+                    module = importlib.import_module(f"amiflow_bench.{part}")
                     if part == "pipeline":
                         figures = module.measure(env, args.scale, profile_dir=out / "profiles")
                     else:
