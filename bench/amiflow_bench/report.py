@@ -69,20 +69,51 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(("balance depleted → command issued: p50 / p99",
                     f"{_fmt(_get(pipeline, 'depletion', 'p50_ms'))} / {_fmt(depletion)} ms", "p99 ≤ 1 s",
                     _verdict(depletion <= 1000 if depletion is not None else None)))
-    out += _generic(parts, "settlement", "daily settlement")
-    out += _generic(parts, "gateway", "gateway")
-    out += _generic(parts, "decode", "decode + validate")
+    out += _settlement(parts.get("settlement"))
+    out += _gateway(parts.get("gateway"))
+    out += _decode(parts.get("decode"))
     return out
 
 
-def _generic(parts: dict[str, Any], name: str, label: str) -> list[tuple[str, str, str, str]]:
-    """A helper part's figures: each reports `summary` rows [figure, measured, goal, met] of its own."""
-    part = parts.get(name)
+def _failed(part: dict[str, Any] | None, label: str) -> list[tuple[str, str, str, str]] | None:
     if not part:
         return []
     if "error" in part:
         return [(label, f"failed: {part['error']}", "", "")]
-    return [(str(f), str(m), str(g), _verdict(met)) for f, m, g, met in part.get("summary", [])]
+    return None
+
+
+def _settlement(part: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
+    failed = _failed(part, "daily settlement")
+    if failed is not None or part is None:
+        return failed or []
+    ratio = part.get("ratio_settlement_to_baseline")
+    return [(f"daily settlement of {_fmt(part.get('accounts'))} accounts: billing's job / set-based SQL",
+             f"{_fmt(part.get('settlement_s'))} s / {_fmt(part.get('baseline_sql_s'))} s = {_fmt(ratio)} x "
+             f"({_fmt(part.get('settlement_accounts_per_s'))} accounts/s)",
+             "≤ 2.5 x at 1,000,000 accounts", _verdict(part.get("goal_met")))]
+
+
+def _gateway(part: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
+    failed = _failed(part, "gateway")
+    if failed is not None or part is None:
+        return failed or []
+    held = part.get("connections_held_to_end")
+    per = part.get("memory_per_connection_kib")
+    rss = _get(part, "memory_mib", "holding_end", "rss")
+    return [("one gateway process: DTU connections held / memory",
+             f"{_fmt(held)} held, RSS {_fmt(rss)} MiB, {_fmt(per if not isinstance(per, dict) else per.get('rss'))}"
+             " KiB per connection", "10,000, bounded", _verdict(part.get("goal_met")))]
+
+
+def _decode(part: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
+    failed = _failed(part, "decode + validate")
+    if failed is not None or part is None:
+        return failed or []
+    worst = part.get("decode_us_worst")
+    return [("decode + validate per event per hop (mean / worst hot-path type)",
+             f"{_fmt(part.get('decode_us_mean'))} / {_fmt(worst)} µs", "≤ 4 µs",
+             _verdict(worst <= 4 if isinstance(worst, int | float) else None))]
 
 
 def table(results: dict[str, Any]) -> str:
@@ -132,13 +163,15 @@ def chart(results: dict[str, Any], path: Path) -> None:
     ax.legend()
 
     ax = axes[2]
-    bars = []
-    for name in ("settlement", "gateway", "decode"):
-        for label, value in (_get(parts, name, "chart") or {}).items():
-            bars.append((f"{name}: {label}", value))
-    if bars:
-        ax.barh([b[0] for b in bars][::-1], [b[1] for b in bars][::-1], color="#55a868")
-    ax.set_title("settlement (s), gateway (MB), decode (µs)")
+    events = _get(parts, "decode", "events") or {}
+    if events:
+        names = list(events)
+        ax.barh(names[::-1], [events[n]["decode_us"] for n in names][::-1], color="#55a868", label="decode")
+        ax.barh(names[::-1], [events[n]["encode_us"] for n in names][::-1], color="#c44e52", alpha=0.5,
+                label="encode")
+        ax.axvline(4, color="red", linestyle="--", linewidth=1, label="goal 4 µs")
+        ax.legend(loc="lower right")
+    ax.set_title("decode / encode per event (µs)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -4,12 +4,16 @@ transaction, one account at a time (an advisory lock per account keeps concurren
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+import zlib
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from amiflow_runtime.db import lock_for_transaction
 from amiflow_schemas import Envelope, EventPayload
+from amiflow_schemas.events.billing import DailySettled
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.adapters import store
@@ -21,6 +25,24 @@ from billing.core.periods import local_date
 async def lock_account(session: AsyncSession, tenant_id: str, account_id: str) -> None:
     """Serialise every posting and settlement of one account."""
     await lock_for_transaction(session, tenant_id, "account", account_id)
+
+
+def account_lock_key(tenant_id: str, account_id: str) -> int:
+    """The advisory lock key lock_account takes: lock_for_transaction's key of (tenant, "account", id)."""
+    return zlib.crc32("\x1f".join((tenant_id, "account", account_id)).encode()) - 2**31
+
+
+async def lock_accounts(session: AsyncSession, tenant_id: str, account_ids: Iterable[str]) -> None:
+    """lock_account of many accounts in one statement, in account id order.
+
+    Whoever holds several account locks takes them in that order (room changes do too), so two such
+    transactions cannot deadlock. unnest yields the keys in array order, and each is locked as it comes.
+    """
+    if session.bind is None or session.bind.dialect.name != "postgresql":
+        return  # SQLite serialises writers already
+    keys = [account_lock_key(tenant_id, account_id) for account_id in sorted(set(account_ids))]
+    await session.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                          {"keys": keys})
 
 
 async def post(session: AsyncSession, tenant_id: str, account: Account, payloads: Sequence[EventPayload],
@@ -45,10 +67,23 @@ async def assess_balance(session: AsyncSession, tenant_id: str, account: Account
     row = await store.balance_of(session, tenant_id, account.account_id)
     if row is None:
         return []
-    today = local_date(now, account.zone)
-    recent = await store.settlements(session, tenant_id, account.account_id,
-                                     today - timedelta(days=AVERAGE_OVER_DAYS), today)
-    verdict = assess(BalanceStatus(row["status"]), account, row["balance"], average_daily_cost(recent, today), now)
-    events = [store.envelope_of(p, tenant_id, account.account_id, now, uuid.uuid4(), cause) for p in verdict.events]
+    first, last = averaged_days(now, account)
+    recent = await store.settlements(session, tenant_id, account.account_id, first, last)
+    events = balance_events(tenant_id, account, row["status"], row["balance"], recent, now, cause)
     await store.emit(session, events, now)
     return events
+
+
+def averaged_days(now: datetime, account: Account) -> tuple[date, date]:
+    """The settlement days whose costs the low-balance threshold averages (from, to, inclusive)."""
+    today = local_date(now, account.zone)
+    return today - timedelta(days=AVERAGE_OVER_DAYS), today
+
+
+def balance_events(tenant_id: str, account: Account, status: str, balance: Decimal,
+                   recent: Iterable[DailySettled], now: datetime,
+                   cause: Envelope[Any] | None = None) -> list[Envelope[Any]]:
+    """The balance events of entering a new state, given the balance and the recent settlements."""
+    verdict = assess(BalanceStatus(status), account, balance, average_daily_cost(recent, local_date(now, account.zone)),
+                     now)
+    return [store.envelope_of(p, tenant_id, account.account_id, now, uuid.uuid4(), cause) for p in verdict.events]
