@@ -73,7 +73,9 @@ class Scale:
 
 
 SCALES = {
-    "full": Scale(meters=4000, depletion_accounts=300, burst=16_000, burst_s=45.0, window_s=40.0, latency_window_s=25.0,
+    # Sized for what the pipeline does today (tens to hundreds of readings a second on 2 cores); opening
+    # the accounts through billing's audited API is itself ~10 a second. Grow it as the pipeline grows.
+    "full": Scale(meters=1000, depletion_accounts=100, burst=6_000, burst_s=45.0, window_s=40.0, latency_window_s=25.0,
                   latency_loads=(0.25, 0.5, 0.75)),
     "quick": Scale(meters=200, depletion_accounts=20, burst=1_600, burst_s=8.0, window_s=8.0, latency_window_s=5.0,
                    latency_loads=(0.5,)),
