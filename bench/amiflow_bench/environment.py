@@ -44,7 +44,7 @@ class BenchEnv:
 
     async def database(self, prefix: str) -> str:
         """A new empty database on the server; its SQLAlchemy URL."""
-        return await create_database(self.admin_url, prefix)
+        return str(await create_database(self.admin_url, prefix))
 
     def processes(self) -> dict[str, psutil.Process]:
         """The broker's and PostgreSQL's processes (every PostgreSQL backend is a child of the postmaster)."""
