@@ -14,7 +14,8 @@ Figures:
 - sustainable: open loop at a fixed rate for a steady window; sustainable when the backlog
   (offered - charged) does not grow. Starts at 90 % of capacity and steps down;
 - latency: reading (its scheduled send time, so queueing in the generator counts) → ChargeApplied
-  (the record's timestamp, when billing's relay published it), open loop at fixed rates;
+  (the record's timestamp, when billing's relay published it), open loop at fractions of the
+  maximum rate;
 - depletion: BalanceDepleted → Valve/RelayCommandIssued, both record timestamps;
 - CPU microseconds per reading of every process, over the sustained window.
 """
@@ -69,7 +70,7 @@ class Scale:
     burst_s: float
     window_s: float
     latency_window_s: float
-    latency_loads: tuple[float, ...]  # fractions of the sustainable rate
+    latency_loads: tuple[float, ...]  # fractions of the maximum rate
 
 
 SCALES = {
@@ -225,7 +226,9 @@ class Run:
                 setup = await self._set_up()
                 capacity = await self._capacity()
                 sustained = await self._sustainable(capacity["charged_per_s"])
-                latency = [await self._latency(round(sustained["rate_per_s"] * load), load)
+                # Fractions of the maximum rate (the drain rate under a backlog), as the goal is stated.
+                maximum = max(capacity["charged_per_s"], sustained["rate_per_s"])
+                latency = [await self._latency(max(1, round(maximum * load)), load)
                            for load in self.size.latency_loads]
                 depletion = await self._depletion()
             finally:

@@ -61,7 +61,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         for latency in pipeline.get("latency", []):
             goal = latency.get("load") == 0.5
             p99 = latency.get("p99_ms")
-            out.append((f"reading → balance at {latency.get('load', 0):.0%} of sustained "
+            out.append((f"reading → balance at {latency.get('load', 0):.0%} of the maximum rate "
                         f"({_fmt(latency.get('rate_per_s'))}/s): p50 / p99 / p99.9",
                         f"{_fmt(latency.get('p50_ms'))} / {_fmt(p99)} / {_fmt(latency.get('p999_ms'))} ms",
                         "p99 ≤ 250 ms" if goal else "", _verdict(p99 <= 250 if goal and p99 is not None else None)))
