@@ -144,7 +144,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
             names.append(label)
             values.append(value)
     ax = axes[0]
-    ax.barh(names[::-1], values[::-1], color=["#4c72b0"] * (len(names) - 1) + ["#dd8452"] if names else [])
+    colors = ["#dd8452" if n in ("B0 raw Kafka", "sustained") else "#4c72b0" for n in names]
+    ax.barh(names[::-1], values[::-1], color=colors[::-1])
     ax.set_xscale("log")
     ax.axvline(5000, color="red", linestyle="--", linewidth=1, label="goal 5,000/s")
     ax.set_title("throughput (readings or messages / s, log scale)")
