@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from amiflow_runtime.db import UtcDateTime
-from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, and_, insert, select, update
+from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ingest.adapters.db import metadata
@@ -64,15 +65,44 @@ async def mark_online(session: AsyncSession, *, tenant_id: str, gateway_id: str,
                                                                  frames_in=0, **values))
 
 
-async def mark_seen(session: AsyncSession, *, tenant_id: str, gateway_id: str, at: datetime, frames_in: int,
-                    online: bool, instance: str) -> None:
-    """Refresh last-seen and counters; `online=False` records the disconnect (only by the holder)."""
-    key = and_(gateway_connections.c.tenant_id == tenant_id, gateway_connections.c.gateway_id == gateway_id,
-               gateway_connections.c.instance == instance)
-    values: dict[str, Any] = {"last_seen_at": at, "frames_in": frames_in, "online": online}
-    if not online:
-        values["disconnected_at"] = at
-    await session.execute(update(gateway_connections).where(key).values(**values))
+@dataclass(frozen=True)
+class LinkRecord:
+    """A held (or just closed) link as its connection row knows it: the login it is, and what it counted."""
+
+    tenant_id: str
+    gateway_id: str
+    connected_at: datetime  # which login: a row re-marked by a newer login of the same DTU is not this link's
+    frames_in: int
+    seen_at: datetime
+
+
+def _this_login(instance: str) -> Any:
+    return and_(gateway_connections.c.tenant_id == bindparam("link_tenant"),
+                gateway_connections.c.gateway_id == bindparam("link_gateway"),
+                gateway_connections.c.connected_at == bindparam("link_connected_at",
+                                                                type_=gateway_connections.c.connected_at.type),
+                gateway_connections.c.instance == instance)
+
+
+def _parameters(links: Sequence[LinkRecord]) -> list[dict[str, Any]]:
+    return [{"link_tenant": link.tenant_id, "link_gateway": link.gateway_id, "link_connected_at": link.connected_at,
+             "link_frames": link.frames_in, "link_seen_at": link.seen_at} for link in links]
+
+
+async def mark_many_seen(session: AsyncSession, links: Sequence[LinkRecord], instance: str) -> None:
+    """Refresh last-seen and counters of held links in one statement; a row already offline stays so."""
+    if links:
+        await session.execute(update(gateway_connections).where(
+            _this_login(instance), gateway_connections.c.online.is_(True)).values(
+            last_seen_at=bindparam("link_seen_at"), frames_in=bindparam("link_frames")), _parameters(links))
+
+
+async def mark_many_offline(session: AsyncSession, links: Sequence[LinkRecord], instance: str) -> None:
+    """Record the disconnect of closed links (``seen_at``: when each closed) in one statement."""
+    if links:
+        await session.execute(update(gateway_connections).where(_this_login(instance)).values(
+            online=False, last_seen_at=bindparam("link_seen_at"), disconnected_at=bindparam("link_seen_at"),
+            frames_in=bindparam("link_frames")), _parameters(links))
 
 
 async def connection(session: AsyncSession, tenant_id: str, gateway_id: str) -> dict[str, Any] | None:

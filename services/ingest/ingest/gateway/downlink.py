@@ -10,7 +10,9 @@ published as a poll's are, and the command is acknowledged after them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -54,6 +56,10 @@ from ingest.gateway.uplink import GatewaySink
 log = logging.getLogger("ingest.gateway.downlink")
 
 MAX_ATTEMPTS = 3  # sends without any reply before the command fails for good
+# Every held link asks for its commands each second: one shared look at which meters have any keeps that to
+# one query a second for the process instead of one per link (10,000 links made 10,000 queries a second).
+# A new command waits at most this much longer for its link to notice it.
+PENDING_SNAPSHOT_S = 0.5
 
 
 async def on_command(session: AsyncSession, envelope: Envelope[Any]) -> Sequence[Envelope[Any]]:
@@ -86,10 +92,39 @@ class Downlink:
     def __init__(self, runtime: ServiceRuntime, sink: GatewaySink) -> None:
         self.runtime = runtime
         self.sink = sink  # read-now replies go where a poll's go
+        self._pending: frozenset[tuple[str, str]] = frozenset()  # (tenant, meter) with a pending command
+        self._pending_at = float("-inf")
+        self._reading: asyncio.Task[None] | None = None
+
+    async def _meters_with_pending(self) -> frozenset[tuple[str, str]]:
+        # Links never queue for the table (10,000 of them waiting on a lock cost a quarter of the process): a
+        # stale snapshot starts one read for all, and until it lands they see the previous one.
+        if self._reading is None and time.monotonic() - self._pending_at >= PENDING_SNAPSHOT_S:
+            self._reading = asyncio.create_task(self._read_pending())
+        if self._pending_at == float("-inf") and self._reading is not None:  # none yet: wait for the first
+            await asyncio.shield(self._reading)
+        return self._pending
+
+    async def _read_pending(self) -> None:
+        # Rows come from any instance's consumer, so the table is asked, not a signal of this process.
+        try:
+            async with self.runtime.sessions() as session:
+                rows = await session.execute(select(downlink_commands.c.tenant_id, downlink_commands.c.meter_id)
+                                             .where(downlink_commands.c.state == MailboxState.PENDING.value)
+                                             .distinct())
+                self._pending = frozenset((row.tenant_id, row.meter_id) for row in rows)
+            self._pending_at = time.monotonic()
+        except Exception as exc:  # the next check reads again; meanwhile the links see the last snapshot
+            log.warning("could not read which meters have pending commands: %s", exc)
+        finally:
+            self._reading = None
 
     async def pending_for(self, tenant_id: str, meter_ids: Sequence[str]) -> list[Any]:
         """Pending commands of these meters, oldest first."""
         if not meter_ids:
+            return []
+        pending = await self._meters_with_pending()
+        if not any((tenant_id, meter_id) in pending for meter_id in meter_ids):
             return []
         async with self.runtime.sessions() as session:
             rows = await session.execute(select(downlink_commands).where(

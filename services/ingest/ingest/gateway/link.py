@@ -111,7 +111,8 @@ class DtuLink:
             if first_bytes:
                 await self._take(first_bytes)
             while True:
-                data = await asyncio.wait_for(self.reader.read(4096), self.idle_timeout_s)
+                async with asyncio.timeout(self.idle_timeout_s):  # a timer; wait_for (3.11) adds a task per read
+                    data = await self.reader.read(4096)
                 if not data:
                     return
                 await self._take(data)

@@ -43,6 +43,7 @@ from ingest.gateway import listener, tls
 from ingest.gateway.downlink import Downlink
 from ingest.gateway.link import LINKS_CLOSED, DtuLink
 from ingest.gateway.listener import Occupancy, Slot
+from ingest.gateway.liveness import Liveness
 from ingest.gateway.polling import LinkWork
 from ingest.gateway.refusals import Refusals
 from ingest.gateway.uplink import GatewaySink
@@ -79,6 +80,7 @@ class DtuGateway:
                                        settings.gateway_max_pending_logins)
         self.login_policy = LoginPolicy(settings.gateway_accept_unregistered, settings.gateway_unassigned_tenant)
         self.refusals = Refusals(runtime, settings)
+        self.liveness = Liveness(runtime, instance)
         self.links: dict[tuple[str, str], DtuLink] = {}
         self.occupancy = Occupancy()
         self.listening = asyncio.Event()
@@ -95,13 +97,15 @@ class DtuGateway:
                  tls.describe(self.tls))
         self.listening.set()
         try:
-            await asyncio.gather(*(listener.accept_forever(s, self._accepted) for s in sockets))
+            await asyncio.gather(*(listener.accept_forever(s, self._accepted) for s in sockets),
+                                 self.liveness.run(self.links.values))
         finally:
             for sock in sockets:
                 sock.close()
             for task in list(self._sessions):
                 task.cancel()
             await asyncio.gather(*self._sessions, return_exceptions=True)
+            await self.liveness.flush_on_stop()
 
     def _accepted(self, sock: socket.socket, address: str, remote: str) -> None:
         held = self.occupancy
@@ -147,8 +151,7 @@ class DtuGateway:
         if result is None:
             return
         registration_id = result.login.registration_id
-        async with self.runtime.sessions() as session:
-            gateway = await registry_db.gateway_by_registration_id(session, registration_id)
+        gateway = await self._registered(registration_id)
         kind = GatewayKind.CONCENTRATOR if result.concentrator is not None else GatewayKind.DTU
         verdict = judge_login(registration_id, gateway, self.login_policy, kind)
         self.occupancy.logged_in(slot)
@@ -212,13 +215,11 @@ class DtuGateway:
             self._taken_over(previous, link)
         LINKS.set(len(self.links))
         work = LinkWork(link, self.runtime, self.settings, self.sink, self.downlink,
-                        ZoneInfo(self.settings.zone_of(link.tenant_id)), self.instance)
+                        ZoneInfo(self.settings.zone_of(link.tenant_id)))
         tasks: list[asyncio.Task[None]] = []
         try:  # from here on the mapping is ours to undo, whatever fails
             await work.load_meters()
-            async with self.runtime.sessions() as session, session.begin():
-                await gateway_db.mark_online(session, tenant_id=link.tenant_id, gateway_id=link.gateway_id,
-                                             remote=link.remote, instance=self.instance, at=link.connected_at)
+            await self._mark_online(link)
             log.info("DTU %s online from %s with %d meters", link.gateway_id, link.remote, len(work.meters))
             tasks = [*work.start(reads=not admitted.commissioning),
                      asyncio.create_task(self._standing(link, admitted))]
@@ -229,8 +230,19 @@ class DtuGateway:
             await asyncio.gather(*tasks, return_exceptions=True)
             if self.links.get(key) is link:  # a newer link may own the id by now: leave its mapping alone
                 del self.links[key]
-                await work.record_seen(online=False)
+                self.liveness.disconnected(link)
             LINKS.set(len(self.links))
+
+    # The two below are calls, not inline blocks, so their sessions end with them: a session left in the frame
+    # of a coroutine that holds a link for days is kept alive with it, some 5 KB a link.
+    async def _registered(self, registration_id: str) -> Gateway | None:
+        async with self.runtime.sessions() as session:
+            return await registry_db.gateway_by_registration_id(session, registration_id)
+
+    async def _mark_online(self, link: DtuLink) -> None:
+        async with self.runtime.sessions() as session, session.begin():
+            await gateway_db.mark_online(session, tenant_id=link.tenant_id, gateway_id=link.gateway_id,
+                                         remote=link.remote, instance=self.instance, at=link.connected_at)
 
     def _taken_over(self, old: DtuLink, new: DtuLink) -> None:
         # A DTU that lost its link silently comes back on a new socket while the old one still looks open
@@ -253,12 +265,12 @@ class DtuGateway:
         registration_id = link.gateway.details.registration_id or ""
         while not link.closed.is_set():
             try:
-                await asyncio.wait_for(link.closed.wait(), self.settings.gateway_refresh_meters_s)
+                async with asyncio.timeout(self.settings.gateway_refresh_meters_s):  # no task held per link
+                    await link.closed.wait()
                 return
             except TimeoutError:
                 pass
-            async with self.runtime.sessions() as session:
-                now = await registry_db.gateway_by_registration_id(session, registration_id)
+            now = await self._registered(registration_id)
             why = judge_standing(admitted, now, self.login_policy)
             if why is not None:
                 LINKS_CLOSED.labels(LinkEnd.WITHDRAWN.value).inc()
