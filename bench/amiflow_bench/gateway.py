@@ -213,10 +213,10 @@ class IngestView:
         """The gateway's own gauges: DTU links held, and sockets held logged in or not."""
         assert self.http is not None
         text = (await self.http.get(f"{self.ops_url}/metrics")).text
-        gauges = dict(line.split(" ", 1) for line in text.splitlines()
-                      if line.startswith(("amiflow_gateway_links ", "amiflow_gateway_sockets ")))
-        return int(float(gauges.get("amiflow_gateway_links", "0"))), int(float(gauges.get("amiflow_gateway_sockets",
-                                                                                          "0")))
+        names = ("amiflow_gateway_links", "amiflow_gateway_sockets")
+        gauges = dict(line.split(" ", 1) for line in text.splitlines() if line.split(" ", 1)[0] in names)
+        links, sockets = (int(float(gauges.get(name, "0"))) for name in names)
+        return links, sockets
 
     async def online_in_api(self, dtus: list[BenchDtu]) -> tuple[int, int]:
         """How many of an even sample of the DTUs the registry API shows online, of how many asked."""
