@@ -10,22 +10,19 @@ import asyncio
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import psutil
 from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.kafka import ensure_topics
 from amiflow_runtime.localkafka import LocalKafka, free_port
 from amiflow_runtime.localpg import LocalPostgres
-from amiflow_runtime.testing import create_database, suite_signing_key
+from amiflow_runtime.testing import create_database, stop_platform, suite_signing_key, wait_until_ready
 from amiflow_schemas.topics import TOPICS
 
 log = logging.getLogger("amiflow.bench")
@@ -102,12 +99,7 @@ class Platform:
         return found
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)  # what Ctrl-C does: the CLI stops every child
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_platform(self.process)
 
 
 @contextmanager
@@ -135,24 +127,8 @@ def platform(env: BenchEnv, services: Sequence[str], name: str, extra_env: dict[
                                    env=run_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     running = Platform(services, api, run_env, log_file, process, gateway_port)
     try:
-        _wait_ready(running, [f"{u}/readyz" for u in (*api.values(), *ops.values())])
+        wait_until_ready(process, [f"{u}/readyz" for u in (*api.values(), *ops.values())], READY_TIMEOUT_S,
+                         lambda: f"see {log_file}")
         yield running
     finally:
         running.stop()
-
-
-def _wait_ready(running: Platform, urls: list[str]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    pending = set(urls)
-    while pending:
-        if running.process.poll() is not None:
-            raise RuntimeError(f"amiflow up exited with {running.process.returncode}; see {running.log_file}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not ready after {READY_TIMEOUT_S:.0f} s: {sorted(pending)}; see {running.log_file}")
-        for url in list(pending):
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    pending.discard(url)
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.5)

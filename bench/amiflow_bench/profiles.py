@@ -33,8 +33,7 @@ class Profiler:
     """Samples every Python process of the platform for one window at once."""
 
     def __init__(self, processes: dict[str, psutil.Process], folder: Path) -> None:
-        self.processes = {name: p for name, p in processes.items() if "python" in (p.name() or "").lower()
-                          or name.endswith(("-api", "-worker"))}
+        self.processes = processes  # the platform's service processes: every one is Python
         self.folder = folder
         self.seconds = 0.0
         self._running: dict[str, subprocess.Popen[bytes]] = {}

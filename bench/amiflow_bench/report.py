@@ -42,7 +42,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(("B0: raw aiokafka produce → consume, reading-sized", _fmt(b0, " msg/s"), "", ""))
     pipeline = parts.get("pipeline", {})
     if "error" in pipeline:
-        out.append(("pipeline", f"failed: {pipeline['error']}", "", ""))
+        out += _failed(pipeline, "pipeline")
     elif pipeline:
         sustained = _get(pipeline, "sustainable", "rate_per_s")
         ratio = sustained / b0 if sustained and b0 else None
@@ -75,18 +75,15 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def _failed(part: dict[str, Any] | None, label: str) -> list[tuple[str, str, str, str]] | None:
-    if not part:
-        return []
-    if "error" in part:
-        return [(label, f"failed: {part['error']}", "", "")]
-    return None
+def _failed(part: dict[str, Any], label: str) -> list[tuple[str, str, str, str]]:
+    return [(label, f"failed: {part['error']}", "", "")]
 
 
 def _settlement(part: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
-    failed = _failed(part, "daily settlement")
-    if failed is not None or part is None:
-        return failed or []
+    if not part:
+        return []
+    if "error" in part:
+        return _failed(part, "daily settlement")
     ratio = part.get("ratio_settlement_to_baseline")
     return [(f"daily settlement of {_fmt(part.get('accounts'))} accounts: billing's job / set-based SQL",
              f"{_fmt(part.get('settlement_s'))} s / {_fmt(part.get('baseline_sql_s'))} s = {_fmt(ratio)} x "
@@ -95,9 +92,10 @@ def _settlement(part: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
 
 
 def _gateway(part: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
-    failed = _failed(part, "gateway")
-    if failed is not None or part is None:
-        return failed or []
+    if not part:
+        return []
+    if "error" in part:
+        return _failed(part, "gateway")
     held = part.get("connections_held_to_end")
     per = part.get("memory_per_connection_kib")
     rss = _get(part, "memory_mib", "holding_end", "rss")
@@ -107,9 +105,10 @@ def _gateway(part: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
 
 
 def _decode(part: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
-    failed = _failed(part, "decode + validate")
-    if failed is not None or part is None:
-        return failed or []
+    if not part:
+        return []
+    if "error" in part:
+        return _failed(part, "decode + validate")
     worst = part.get("decode_us_worst")
     return [("decode + validate per event per hop (mean / worst hot-path type)",
              f"{_fmt(part.get('decode_us_mean'))} / {_fmt(worst)} µs", "≤ 4 µs",

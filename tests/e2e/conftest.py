@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 from amiflow_runtime.localkafka import free_port
-from amiflow_runtime.testing import create_database
+from amiflow_runtime.testing import create_database, stop_platform, wait_until_ready
 
 SERVICES = ("identity", "ingest", "vee", "billing", "commands", "notify")
 READY_TIMEOUT_S = 180.0
@@ -36,24 +33,6 @@ class Platform:
 
     def logs(self) -> str:
         return self.log_file.read_text(errors="replace")
-
-
-def _wait_ready(platform: Platform) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    urls = [f"{u}/readyz" for u in (*platform.api.values(), *platform.ops.values())]
-    pending = set(urls)
-    while pending:
-        if platform.process.poll() is not None:
-            raise RuntimeError(f"amiflow up exited with {platform.process.returncode}:\n{platform.logs()[-5000:]}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not ready after {READY_TIMEOUT_S:.0f} s: {sorted(pending)}\n{platform.logs()[-5000:]}")
-        for url in list(pending):
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    pending.discard(url)
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")
@@ -80,12 +59,8 @@ def platform(kafka_bootstrap: str, postgres_admin_url: str, tmp_path_factory: py
                                    stderr=subprocess.STDOUT, start_new_session=True)
     running = Platform(api, ops, kafka_bootstrap, log_file, process, env)
     try:
-        _wait_ready(running)
+        wait_until_ready(process, [f"{u}/readyz" for u in (*api.values(), *ops.values())], READY_TIMEOUT_S,
+                         lambda: running.logs()[-5000:])
         yield running
     finally:
-        process.send_signal(signal.SIGINT)  # what Ctrl-C does: the CLI stops every child
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_platform(process)

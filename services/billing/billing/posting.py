@@ -4,16 +4,14 @@ transaction, one account at a time (an advisory lock per account keeps concurren
 from __future__ import annotations
 
 import uuid
-import zlib
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from amiflow_runtime.db import lock_for_transaction
+from amiflow_runtime.db import lock_for_transaction, lock_key, lock_many_for_transaction
 from amiflow_schemas import Envelope, EventPayload
 from amiflow_schemas.events.billing import DailySettled
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.adapters import store
@@ -28,21 +26,14 @@ async def lock_account(session: AsyncSession, tenant_id: str, account_id: str) -
 
 
 def account_lock_key(tenant_id: str, account_id: str) -> int:
-    """The advisory lock key lock_account takes: lock_for_transaction's key of (tenant, "account", id)."""
-    return zlib.crc32("\x1f".join((tenant_id, "account", account_id)).encode()) - 2**31
+    """The advisory lock key lock_account takes."""
+    return lock_key(tenant_id, "account", account_id)
 
 
 async def lock_accounts(session: AsyncSession, tenant_id: str, account_ids: Iterable[str]) -> None:
-    """lock_account of many accounts in one statement, in account id order.
-
-    Whoever holds several account locks takes them in that order (room changes do too), so two such
-    transactions cannot deadlock. unnest yields the keys in array order, and each is locked as it comes.
-    """
-    if session.bind is None or session.bind.dialect.name != "postgresql":
-        return  # SQLite serialises writers already
-    keys = [account_lock_key(tenant_id, account_id) for account_id in sorted(set(account_ids))]
-    await session.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-                          {"keys": keys})
+    """lock_account of many accounts in one statement, in account id order (room changes take several
+    in that order too), so two such transactions cannot deadlock."""
+    await lock_many_for_transaction(session, ((tenant_id, "account", a) for a in account_ids))
 
 
 async def post(session: AsyncSession, tenant_id: str, account: Account, payloads: Sequence[EventPayload],

@@ -9,7 +9,7 @@ import asyncio
 import fcntl
 import logging
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -193,5 +193,19 @@ async def lock_for_transaction(session: Any, *key_parts: str) -> None:
     """Serialise transactions on one key (e.g. a meter) until commit: two consumers of different
     topics touching the same meter must not interleave. SQLite writers are serialised already."""
     if session.bind.dialect.name == "postgresql":
-        key = zlib.crc32("\x1f".join(key_parts).encode()) - 2**31  # fits PostgreSQL's signed bigint
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(*key_parts)})
+
+
+def lock_key(*key_parts: str) -> int:
+    """The advisory lock key of `lock_for_transaction` (fits PostgreSQL's signed bigint)."""
+    return zlib.crc32("\x1f".join(key_parts).encode()) - 2**31
+
+
+async def lock_many_for_transaction(session: Any, keys: Iterable[Sequence[str]]) -> None:
+    """`lock_for_transaction` of many keys in one statement, in sorted key order: whoever holds several
+    such locks takes them in that order, so two such transactions cannot deadlock (unnest yields the
+    keys in array order and each is locked as it comes)."""
+    if session.bind.dialect.name == "postgresql":
+        ordered = [lock_key(*parts) for parts in sorted({tuple(parts) for parts in keys})]
+        await session.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                              {"keys": ordered})

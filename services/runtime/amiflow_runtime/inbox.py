@@ -26,14 +26,7 @@ async def claim(session: AsyncSession, inbox: Table, consumer: str, event_id: UU
     to one member at a time; the primary key still rejects a racing duplicate, which rolls back the
     whole transaction and the redelivery then finds the id.
     """
-    key = str(event_id)
-    seen = await session.execute(
-        select(inbox.c.event_id).where(inbox.c.consumer == consumer, inbox.c.event_id == key)
-    )
-    if seen.first() is not None:
-        return False
-    await session.execute(insert(inbox).values(consumer=consumer, event_id=key, processed_at=now))
-    return True
+    return event_id in await claim_many(session, inbox, consumer, [event_id], now)
 
 
 async def claim_many(session: AsyncSession, inbox: Table, consumer: str, event_ids: Sequence[UUID],

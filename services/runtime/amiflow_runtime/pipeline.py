@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,12 +116,18 @@ class EventPipeline:
             await self._apply_decoded(record, envelope)
 
     async def _apply_decoded(self, record: ConsumedRecord, envelope: Envelope[Any]) -> None:
+        with self._event_scope(record, envelope):
+            await self._apply_with_retries(record, envelope)
+
+    @contextmanager
+    def _event_scope(self, record: ConsumedRecord, envelope: Envelope[Any]) -> Iterator[None]:
+        """The event's log fields and its consume span (continuing the producer's trace)."""
         with log_context(tenant_id=envelope.tenant_id, event_id=envelope.event_id,
                          event_type=envelope.event_type), \
                 consume_span(f"{self.consumer} {envelope.event_type}", record.headers,
                              **{"messaging.destination.name": record.topic,
                                 "amiflow.event_id": str(envelope.event_id)}):
-            await self._apply_with_retries(record, envelope)
+            yield
 
     async def _apply_many(self, decoded: list[tuple[ConsumedRecord, Envelope[Any]]]) -> None:
         started = time.perf_counter()
@@ -135,11 +142,7 @@ class EventPipeline:
                     EVENTS_DUPLICATE.labels(self.consumer, envelope.event_type).inc()
                     continue
                 fresh.discard(envelope.event_id)  # the same id again later in the batch is a duplicate
-                with log_context(tenant_id=envelope.tenant_id, event_id=envelope.event_id,
-                                 event_type=envelope.event_type), \
-                        consume_span(f"{self.consumer} {envelope.event_type}", record.headers,
-                                     **{"messaging.destination.name": record.topic,
-                                        "amiflow.event_id": str(envelope.event_id)}):
+                with self._event_scope(record, envelope):
                     rows += outbox.outbox_rows(await self.handler(session, envelope), now)
                 handled.append(envelope.event_type)
             staged = await outbox.stage_rows(session, self.outbox, rows)

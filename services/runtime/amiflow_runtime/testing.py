@@ -170,3 +170,38 @@ def asgi_client(app: Any, base_url: str, tenant: str = "demo", **kw: Any) -> Any
     """An httpx client calling `app` in-process as a platform admin of `tenant` (see auth_headers)."""
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url,
                              headers=auth_headers(tenant), **kw)
+
+
+# --- A platform started by `amiflow up` (end-to-end tests, `make bench`) --------------------------
+
+
+def wait_until_ready(process: Any, urls: Sequence[str], timeout_s: float, describe: Callable[[], str]) -> None:
+    """Poll every URL until each answers 200; fail at once if `process` exits, or after `timeout_s`.
+    `describe` says where to look (the log's tail, its path) in the error."""
+    deadline = time.monotonic() + timeout_s
+    pending = set(urls)
+    while pending:
+        if process.poll() is not None:
+            raise RuntimeError(f"amiflow up exited with {process.returncode}: {describe()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not ready after {timeout_s:.0f} s: {sorted(pending)}: {describe()}")
+        for url in list(pending):
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    pending.discard(url)
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.5)
+
+
+def stop_platform(process: Any, timeout_s: float = 60.0) -> None:
+    """What Ctrl-C does (the CLI stops every child); the whole process group is killed if that hangs."""
+    import signal
+    import subprocess
+
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
