@@ -20,7 +20,7 @@ from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.deadletter import ConsumedRecord
 from amiflow_runtime.kafka import client_options, wait_for_kafka
 from amiflow_runtime.logs import logging_dict_config
-from amiflow_runtime.pipeline import Handler
+from amiflow_runtime.pipeline import BatchHandler, Handler
 from amiflow_runtime.service import ServiceRuntime
 
 
@@ -95,7 +95,8 @@ def _ops_pages(app: faust.App, runtime: ServiceRuntime) -> None:
         return web.bytes(generate_latest(), content_type="text/plain")
 
 
-def inbox_agent(app: faust.App, runtime: ServiceRuntime, topic: str, consumer: str, handler: Handler) -> None:
+def inbox_agent(app: faust.App, runtime: ServiceRuntime, topic: str, consumer: str,
+                handler: Handler | BatchHandler) -> None:
     """An agent on `topic` applying each record exactly once through the runtime's pipeline.
 
     Records are taken in batches (up to consumer_batch_size, or what arrived within

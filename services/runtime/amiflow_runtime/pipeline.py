@@ -10,6 +10,12 @@ and one outbox insert for hundreds of events instead of one each — what lets a
 a morning's uploads. If any event of the batch fails for a reason of its own, the transaction rolls
 back and the batch is applied again event by event, so one poison event is dead-lettered alone and
 the others are applied; an outage (database or broker away) is waited out for the whole batch.
+
+A handler may be a `BatchHandler`: its scope sees the batch's fresh events before any of them is
+handled (to take their locks and read what they need in a few set-based queries) and writes back
+after the last one (multi-row upserts), around the per-event handler it yields. Events still go
+through one by one, each in its own log context and span; on the one-by-one path the scope sees a
+batch of one.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +44,20 @@ log = logging.getLogger("amiflow.pipeline")
 
 # handler(session, envelope) -> events to emit; it runs inside the open transaction.
 Handler = Callable[[AsyncSession, Envelope[Any]], Awaitable[Sequence[Envelope[Any]]]]
+# scope(session, fresh events of the batch) -> a context yielding the per-event handler; see the module docstring.
+BatchScope = Callable[[AsyncSession, Sequence[Envelope[Any]]], AbstractAsyncContextManager[Handler]]
+
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """A handler that prepares and writes back a whole batch at once (see the module docstring)."""
+
+    scope: BatchScope
+
+
+@asynccontextmanager
+async def _per_event(handler: Handler) -> AsyncIterator[Handler]:
+    yield handler
 
 ATTEMPTS_BEFORE_DEAD_LETTER = 3
 # SQLSTATE classes of a server that is away or going away: connection exception (08), operator
@@ -70,7 +90,7 @@ class EventPipeline:
     sessions: async_sessionmaker[AsyncSession]
     inbox: Table
     outbox: Table
-    handler: Handler
+    handler: Handler | BatchHandler
     dead_letters: DeadLetters
     clock: Clock
     on_staged: Callable[[], None] = lambda: None
@@ -137,20 +157,29 @@ class EventPipeline:
             fresh = await inbox.claim_many(session, self.inbox, self.consumer,
                                            [envelope.event_id for _, envelope in decoded], now)
             rows: list[dict[str, Any]] = []  # outbox rows, made inside each event's span so its trace goes on
+            todo = []
             for record, envelope in decoded:
                 if envelope.event_id not in fresh:
                     EVENTS_DUPLICATE.labels(self.consumer, envelope.event_type).inc()
                     continue
                 fresh.discard(envelope.event_id)  # the same id again later in the batch is a duplicate
-                with self._event_scope(record, envelope):
-                    rows += outbox.outbox_rows(await self.handler(session, envelope), now)
-                handled.append(envelope.event_type)
+                todo.append((record, envelope))
+            async with self._scope(session, [envelope for _, envelope in todo]) as handle:
+                for record, envelope in todo:
+                    with self._event_scope(record, envelope):
+                        rows += outbox.outbox_rows(await handle(session, envelope), now)
+                    handled.append(envelope.event_type)
             staged = await outbox.stage_rows(session, self.outbox, rows)
         for event_type in handled:
             EVENTS_HANDLED.labels(self.consumer, event_type).inc()
         HANDLER_SECONDS.labels(self.consumer).observe(time.perf_counter() - started)
         if staged:
             self.on_staged()
+
+    def _scope(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> AbstractAsyncContextManager[Handler]:
+        if isinstance(self.handler, BatchHandler):
+            return self.handler.scope(session, envelopes)
+        return _per_event(self.handler)
 
     async def _apply_with_retries(self, record: ConsumedRecord, envelope: Envelope[Any]) -> None:
         failures = 0
@@ -186,7 +215,8 @@ class EventPipeline:
             if not await inbox.claim(session, self.inbox, self.consumer, envelope.event_id, now):
                 EVENTS_DUPLICATE.labels(self.consumer, envelope.event_type).inc()
                 return
-            emitted = await self.handler(session, envelope)
+            async with self._scope(session, [envelope]) as handle:
+                emitted = await handle(session, envelope)
             staged = await outbox.stage(session, self.outbox, emitted, now)
         EVENTS_HANDLED.labels(self.consumer, envelope.event_type).inc()
         HANDLER_SECONDS.labels(self.consumer).observe(time.perf_counter() - started)

@@ -22,7 +22,7 @@ from amiflow_runtime.deadletter import DeadLetters
 from amiflow_runtime.inbox import forget_before
 from amiflow_runtime.kafka import make_producer, wait_for_kafka
 from amiflow_runtime.outbox import OutboxRelay
-from amiflow_runtime.pipeline import EventPipeline, Handler
+from amiflow_runtime.pipeline import BatchHandler, EventPipeline, Handler
 
 log = logging.getLogger("amiflow.service")
 
@@ -33,7 +33,7 @@ class Subscription:
 
     consumer: str
     topics: Sequence[str]
-    handler: Handler
+    handler: Handler | BatchHandler
 
 
 @dataclass
@@ -112,7 +112,7 @@ class ServiceRuntime:
                 log.info("forgot %d inbox ids older than %s", forgotten, cutoff.date())
             await asyncio.sleep(1 if forgotten else 3600)
 
-    def pipeline(self, consumer: str, handler: Handler) -> EventPipeline:
+    def pipeline(self, consumer: str, handler: Handler | BatchHandler) -> EventPipeline:
         """An EventPipeline bound to this process's database, outbox and dead-letter topic."""
         assert self.producer is not None, "the producer starts before any pipeline"
         return EventPipeline(

@@ -289,3 +289,64 @@ async def test_a_batch_is_applied_in_one_go_and_a_poison_event_in_it_is_dead_let
     assert staged == len(expected)  # one ReadingValidated each, in the outbox (no relay runs here)
     dead = await read_topic(kafka_bootstrap, DLQ, lambda m: m.key == poison.key.encode(), 1)
     assert dict(dead[0].headers)["dlq.kind"] == b"rejected"
+
+
+async def test_a_batch_handler_sees_the_fresh_events_first_and_writes_back_once_per_batch(
+        kafka_bootstrap: str, database_url: str) -> None:
+    """BatchHandler: its scope is opened with the batch's fresh events (no duplicates), the events go
+    through the handler it yields one by one, and its write-back runs once, in the same transaction —
+    on the one-by-one path after a poison event too, where nothing of the failed batch is kept."""
+    from contextlib import asynccontextmanager
+
+    from amiflow_runtime.deadletter import ConsumedRecord
+    from amiflow_runtime.pipeline import BatchHandler, Handler, Rejected
+
+    engine = make_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    tenant, group = unique("tenant"), unique("scoped-consumer")
+    scopes: list[list[str]] = []
+
+    @asynccontextmanager
+    async def scope(session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> AsyncIterator[Handler]:
+        scopes.append([e.payload.meter_id for e in envelopes])
+        pending: list[Envelope[Any]] = []
+
+        async def handle(session: AsyncSession, envelope: Envelope[Any]) -> Sequence[Envelope[Any]]:
+            if envelope.payload.meter_id.startswith("POISON"):
+                raise Rejected("never applicable")
+            pending.append(envelope)
+            return []
+
+        yield handle
+        for envelope in pending:  # the write-back: what the batch gathered, once
+            await record_and_validate(session, envelope)
+
+    pipeline = EventPipeline(consumer=group, sessions=sessions(engine), inbox=inbox, outbox=outbox,
+                             handler=BatchHandler(scope), dead_letters=DeadLetters(producer, DLQ, group),
+                             clock=SystemClock())
+
+    def record(envelope: Envelope[Any], offset: int) -> ConsumedRecord:
+        return ConsumedRecord(topic=READINGS, partition=0, offset=offset, key=envelope.key.encode(),
+                              value=encode_event(envelope), headers=envelope_headers(envelope))
+
+    try:
+        good = [reading(unique("m"), str(n), tenant) for n in range(3)]
+        await pipeline.apply_batch([record(good[0], 0), record(good[1], 1), record(good[0], 2), record(good[2], 3)])
+        poison = reading(unique("POISON"), "9", tenant)
+        after = reading(unique("m"), "4", tenant)
+        await pipeline.apply_batch([record(poison, 4), record(after, 5)])
+        async with engine.connect() as conn:
+            rows = {r.event_id for r in await conn.execute(select(applied.c.event_id))}
+    finally:
+        await producer.stop()
+        await engine.dispose()
+
+    meters = [e.payload.meter_id for e in good]
+    assert scopes[0] == meters  # the re-sent event is not offered twice
+    # the failed batch, then one scope per event on the one-by-one path
+    assert scopes[1:] == [[poison.payload.meter_id, after.payload.meter_id], [poison.payload.meter_id],
+                          [after.payload.meter_id]]
+    assert {str(e.event_id) for e in (*good, after)} <= rows and str(poison.event_id) not in rows
