@@ -171,3 +171,8 @@ def test_every_process_reports_health_and_metrics(platform: Any) -> None:
         assert "amiflow_" in metrics.text, url
     metrics = httpx.get(f"{platform.ops['billing']}/metrics").text
     assert "amiflow_events_handled_total" in metrics
+    # A Faust worker reports its lag per partition once it applied a batch; an API its requests by route.
+    post_reading(platform, unique("lag"), unique("WM"), "2026-11-21T08:00:00+08:00", "1")
+    poll(lambda: "amiflow_consumer_lag{" in httpx.get(f"{platform.ops['vee']}/metrics").text)
+    requests = httpx.get(f"{platform.api['ingest']}/metrics").text
+    assert 'amiflow_http_requests_total{method="POST",route="/v1/readings",status="202"}' in requests

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.deadletter import ConsumedRecord
 from amiflow_runtime.kafka import client_options
+from amiflow_runtime.metrics import note_lag
 from amiflow_runtime.pipeline import EventPipeline
 
 log = logging.getLogger("amiflow.consumer")
@@ -65,6 +66,8 @@ class InboxConsumer:
         assert self._consumer is not None
         await self.pipeline.apply_batch([consumed(message) for message in messages])
         await self._consumer.commit({partition: messages[-1].offset + 1})
+        note_lag(self.pipeline.consumer, partition.topic, partition.partition, messages[-1].offset + 1,
+                 self._consumer.highwater(partition))
 
     def stop(self) -> None:
         self._stopping = True

@@ -20,6 +20,7 @@ from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.deadletter import ConsumedRecord
 from amiflow_runtime.kafka import client_options, wait_for_kafka
 from amiflow_runtime.logs import logging_dict_config
+from amiflow_runtime.metrics import note_lag
 from amiflow_runtime.pipeline import BatchHandler, Handler
 from amiflow_runtime.service import ServiceRuntime
 
@@ -117,8 +118,17 @@ def inbox_agent(app: faust.App, runtime: ServiceRuntime, topic: str, consumer: s
                 topic=e.message.topic, partition=e.message.partition, offset=e.message.offset,
                 key=e.message.key, value=e.message.value, headers=list(e.message.headers or ()),
             ) for e in events])
+            for tp, offset in {e.message.tp: e.message.offset for e in events}.items():  # the last of each
+                note_lag(consumer, tp.topic, tp.partition, offset + 1, _highwater(app, tp))
 
     app.agent(source, name=consumer)(apply_records)
+
+
+def _highwater(app: faust.App, tp: Any) -> int | None:
+    try:
+        return int(app.consumer.highwater(tp))
+    except Exception:  # a metric must never stop consumption (e.g. the partition was just revoked)
+        return None
 
 
 def run_worker(app: faust.App, settings: ServiceSettings) -> Callable[[], None]:

@@ -30,6 +30,7 @@ from amiflow_runtime.auth import (
     principal_of,
 )
 from amiflow_runtime.config import ServiceSettings
+from amiflow_runtime.http_metrics import RequestMetrics
 from amiflow_runtime.http_refusals import DEFAULT_MAX_BODY_BYTES, REFUSAL_DOCS, BodyLimit, storable_text_only
 from amiflow_runtime.metrics import AUTH_REFUSED, HTTP_REJECTED
 
@@ -194,7 +195,8 @@ def create_app(*, title: str, description: str, lifespan: Lifespan, readiness: R
         app.include_router(router, dependencies=[Depends(caller_of), Depends(storable_text_only),
                                                  Depends(record_attempt)], responses=REFUSAL_DOCS)
     install_audit(app)
-    app.add_middleware(BodyLimit, default=max_body_bytes)  # outermost: nothing reads a body past the limit
+    app.add_middleware(BodyLimit, default=max_body_bytes)  # nothing reads a body past the limit
+    app.add_middleware(RequestMetrics)  # outermost: a 413 and every other answer is counted and timed
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

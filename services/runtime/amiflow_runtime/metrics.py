@@ -16,7 +16,8 @@ EVENTS_DEAD_LETTERED = Counter(
     "amiflow_events_dead_lettered_total", "Records sent to a dead-letter topic", ["consumer", "reason"],
 )
 HANDLER_SECONDS = Histogram(
-    "amiflow_handler_seconds", "Time to apply one event including its database transaction", ["consumer"],
+    "amiflow_handler_seconds", "Time to apply one batch of events (often one) including its database transaction",
+    ["consumer"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 HANDLER_RETRIES = Counter(
@@ -31,3 +32,17 @@ AUTH_REFUSED = Counter(
 HTTP_REJECTED = Counter(
     "amiflow_http_rejected_total", "HTTP requests answered 4xx because the input was bad", ["route", "status"],
 )
+CONSUMER_LAG = Gauge(
+    "amiflow_consumer_lag", "Records between a consumer's last applied batch and the end of the partition",
+    ["consumer", "topic", "partition"],
+)
+
+
+def note_lag(consumer: str, topic: str, partition: int, next_offset: int, highwater: int | None) -> None:
+    """Record how far behind the partition's end a consumer is after applying up to ``next_offset``.
+
+    The highwater comes from the last fetch, so a consumer that stopped fetching keeps its last value:
+    the broker-side group lag (Strimzi's Kafka Exporter) is the authority for a stuck consumer.
+    """
+    if highwater is not None and highwater >= 0:
+        CONSUMER_LAG.labels(consumer, topic, str(partition)).set(max(0, highwater - next_offset))

@@ -148,6 +148,14 @@ async def test_redelivered_event_is_applied_once_and_its_output_published_once(
     async with harness["engine"].connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(outbox))).scalar() == 0
 
+    async def caught_up() -> bool:  # the lag gauge of the group, once it has read to the partition's end
+        from prometheus_client import REGISTRY
+        lags = [REGISTRY.get_sample_value("amiflow_consumer_lag", {"consumer": harness["group"], "topic": READINGS,
+                                                                  "partition": str(p)}) for p in range(12)]
+        return any(lag is not None for lag in lags) and all(lag in (None, 0) for lag in lags)
+
+    assert await wait_for(caught_up)
+
 
 async def test_malformed_record_is_dead_lettered_with_reason_and_raw_bytes_and_consumer_goes_on(
         harness: dict[str, Any], kafka_bootstrap: str) -> None:
