@@ -7,11 +7,14 @@ STAMP := $(VENV)/.installed
 KAFKA_JARS := .cache/kafka/lib/.fetched
 # `make run` shows real traffic: this many simulated meters behind simulated DTUs (0: none).
 SIMULATED_METERS ?= 1000
+# kustomize builds deploy/k8s in the suite; installed from the Go module proxy into .tools/bin.
+KUSTOMIZE_VERSION := v5.8.0
+KUSTOMIZE := .tools/bin/.kustomize-$(KUSTOMIZE_VERSION)
 
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -30,16 +33,29 @@ $(KAFKA_JARS): tools/kafka/pom.xml | $(STAMP)
 
 kafka-jars: $(KAFKA_JARS) ## fetch the Apache Kafka broker's jars from Maven Central (cached in .cache/)
 
+$(KUSTOMIZE):
+	@command -v go >/dev/null || { echo "Go is needed to install kustomize (apt-get install golang-go)"; exit 1; }
+	GOBIN=$(CURDIR)/.tools/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	touch $@
+
+k8s-tools: $(KUSTOMIZE) ## install the pinned kustomize from the Go module proxy into .tools/bin
+
+k8s: $(STAMP) ## regenerate deploy/k8s/base from the topic registry and the service catalog (commit the result)
+	$(BIN)/python -m deploy.k8s.generate
+
+k8s-check: $(STAMP) $(KUSTOMIZE) ## build every deploy/k8s overlay and validate it offline (part of make test)
+	$(BIN)/pytest -q tests/deploy
+
 run: $(STAMP) $(KAFKA_JARS) ## start the broker, every service and ~1000 simulated meters (Ctrl-C stops all)
 	$(BIN)/amiflow up --simulate $(SIMULATED_METERS)
 
-test: $(STAMP) $(KAFKA_JARS) ## the whole suite: unit, integration and end-to-end on real Kafka and PostgreSQL
+test: $(STAMP) $(KAFKA_JARS) $(KUSTOMIZE) ## the whole suite: unit, integration and end-to-end on real Kafka and PostgreSQL
 	$(BIN)/pytest
 
 bench: $(STAMP) $(KAFKA_JARS) ## the benchmark (~25 min): B0 raw Kafka, pipeline, latency, settlement, gateway, decode → bench-results/latest/
 	$(BIN)/python -m amiflow_bench $(BENCH_ARGS)
 
-test-unit: $(STAMP) ## the fast loop: pure tests only, no servers
+test-unit: $(STAMP) $(KUSTOMIZE) ## the fast loop: pure tests only, no servers
 	$(BIN)/pytest -m "not integration and not e2e"
 
 lint: $(STAMP) ## ruff, mypy and the import contracts (services share only schemas and the runtime)
@@ -50,8 +66,10 @@ lint: $(STAMP) ## ruff, mypy and the import contracts (services share only schem
 schemas: $(STAMP) ## regenerate JSON Schema and AsyncAPI files from schemas/ (commit the result)
 	$(BIN)/python -m amiflow_schemas.generate
 
-lock: ## recompile requirements.lock from requirements.in
+lock: ## recompile requirements.lock from requirements.in (and the images' runtime subset of it)
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile deploy/docker/requirements-runtime.in -c requirements.lock --python-version 3.11 \
+		--generate-hashes -o deploy/docker/requirements-runtime.lock
 
 kafka-start: $(KAFKA_JARS) ## start a detached local broker on 127.0.0.1:9092 (data in data/kafka)
 	$(BIN)/amiflow kafka start
@@ -62,4 +80,4 @@ kafka-stop: ## stop the detached local broker
 clean: ## remove the local data folder (SQLite files, broker storage); keeps the venv and jar cache
 	rm -rf data
 
-.PHONY: help venv kafka-jars run test bench test-unit lint schemas lock kafka-start kafka-stop clean
+.PHONY: help venv kafka-jars k8s-tools k8s k8s-check run test bench test-unit lint schemas lock kafka-start kafka-stop clean
