@@ -254,10 +254,20 @@ class _AddressRun:
 
     def __next__(self) -> str:
         while True:
+            if self.serial >= 10 ** self.digits:
+                # Not StopIteration: inside a generator expression that would end the fleet short, silently.
+                raise ValueError(f"no {self.digits}-digit address left after {self.head!r}")
             address = f"{self.head}{self.serial:0{self.digits}d}"
-            self.serial += 1
-            if "68" not in (address[i:i + 2] for i in range(0, len(address), 2)):
+            bad = next((i for i in range(0, len(address), 2) if address[i:i + 2] == "68"), None)
+            if bad is None:
+                self.serial += 1
                 return address
+            if bad + 1 < len(self.head):
+                raise ValueError(f"address head {self.head!r} has a 68 byte: no address of it can be used")
+            # Skip every serial sharing the 68 pair at once (one step at its last digit), not one by one:
+            # a 68 in a high pair would otherwise take up to 10^8 steps.
+            step = 10 ** (len(address) - bad - 2)
+            self.serial = (self.serial // step + 1) * step
 
 
 def registration_id(spec: FleetSpec, dtu_id: str) -> str:

@@ -183,3 +183,21 @@ def test_a_spec_refuses_what_cannot_be_registered() -> None:
         FleetSpec(prefix="bad prefix")
     with pytest.raises(ValueError, match="at least one"):
         FleetSpec(meters=0)
+
+
+def test_addresses_skip_a_68_pair_in_one_step_and_refuse_a_head_that_has_one() -> None:
+    from ingest.simulator.fleet import _AddressRun
+
+    run = _AddressRun("", 12, 68 * 10**8)  # "006800000000": the whole 68xxxxxxxx block is unusable
+    assert next(run) == "006900000000"
+    assert next(run) == "006900000001"
+    straddling = _AddressRun("1236", 4, 8000)  # "12368000": the pair "68" spans nothing here, "36","80" are fine
+    assert next(straddling) == "12368000"
+    late = _AddressRun("1234", 4, 6799)
+    assert [next(late) for _ in range(2)] == ["12346799", "12346900"]
+    with pytest.raises(ValueError, match="68 byte"):
+        next(_AddressRun("6812", 4, 0))
+    full = _AddressRun("12", 2, 99)
+    assert next(full) == "1299"
+    with pytest.raises(ValueError, match="no 2-digit address left"):
+        next(full)
