@@ -270,7 +270,12 @@ class DtuGateway:
                 return
             except TimeoutError:
                 pass
-            now = await self._registered(registration_id)
+            try:
+                now = await self._registered(registration_id)
+            except Exception as exc:  # the registry away: keep the link and ask again next interval
+                log.warning("DTU %s: standing not checked (%s: %s); checking again in %.0f s", link.gateway_id,
+                            type(exc).__name__, exc, self.settings.gateway_refresh_meters_s)
+                continue
             why = judge_standing(admitted, now, self.login_policy)
             if why is not None:
                 LINKS_CLOSED.labels(LinkEnd.WITHDRAWN.value).inc()

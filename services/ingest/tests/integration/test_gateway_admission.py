@@ -167,6 +167,28 @@ async def test_a_link_is_closed_when_its_gateway_is_retired_while_it_is_connecte
     writer.close()
 
 
+async def test_a_failed_standing_check_keeps_the_link_and_the_next_check_still_withdraws_it(start: Start) -> None:
+    head_end = await start(gateway_refresh_meters_s=0.2)
+    reader, writer = await head_end.connect(b"REG-0001\r\n")
+    await eventually(lambda: _now(head_end.held()))
+    registered, failures = head_end.server._registered, list[str]()
+
+    async def registry_away(registration_id: str) -> Any:
+        if len(failures) < 3:  # the database away for three checks
+            failures.append(registration_id)
+            raise OSError("connection refused")
+        return await registered(registration_id)
+
+    head_end.server._registered = registry_away  # type: ignore[method-assign]
+    await eventually(lambda: _now(len(failures) == 3))
+    assert head_end.held("DTU-1")  # kept through the outage
+
+    await registry_app.update_gateway(head_end.runtime, "market", "DTU-1", GatewayDetails(
+        GatewayKind.DTU, "REG-0001", maintenance=MaintenanceState.RETIRED))
+    assert await closed_by_gateway(reader)  # the check went on after the failures
+    writer.close()
+
+
 async def test_refusals_past_the_per_minute_budget_are_counted_but_neither_logged_nor_kept(
         start: Start, caplog: pytest.LogCaptureFixture) -> None:
     head_end = await start(gateway_refusal_reports_per_minute=2)
