@@ -40,7 +40,7 @@ $(KUSTOMIZE):
 
 k8s-tools: $(KUSTOMIZE) ## install the pinned kustomize from the Go module proxy into .tools/bin
 
-k8s: $(STAMP) ## regenerate deploy/k8s/base from the topic registry and the service catalog (commit the result)
+k8s: $(STAMP) ## regenerate deploy/k8s/base and components/monitoring from the registry, catalog and dashboard (commit)
 	$(BIN)/python -m deploy.k8s.generate
 
 k8s-check: $(STAMP) $(KUSTOMIZE) ## build every deploy/k8s overlay and validate it offline (part of make test)

@@ -12,6 +12,7 @@ from deploy.k8s.generate.validation import KUSTOMIZE, OVERLAYS, named, pinned_ku
 
 Rendered = dict[str, list[dict[str, Any]]]
 OPERATOR_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "Cluster", "Database"}
+MONITORING_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 
 def test_kustomize_is_the_pinned_version() -> None:
@@ -24,6 +25,8 @@ def test_the_overlay_builds_every_kind_a_platform_needs(rendered: Rendered, over
     kinds = {d["kind"] for d in rendered[overlay]}
     assert kinds >= OPERATOR_KINDS | {"Namespace", "ConfigMap", "ServiceAccount", "Deployment", "Service",
                                       "PodDisruptionBudget", "NetworkPolicy", "HorizontalPodAutoscaler", "Ingress"}
+    # The monitoring component: production has the Prometheus Operator, a development cluster need not.
+    assert kinds & MONITORING_KINDS == (MONITORING_KINDS if overlay == "prod" else set())
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -61,6 +64,12 @@ BREAKAGES = {
     "kafka without listeners": ("Kafka", "amiflow", lambda d: d["spec"]["kafka"].pop("listeners")),
     "database without an owner": ("Database", "amiflow-billing", lambda d: d["spec"].pop("owner")),
     "postgres cluster with a misspelt field": ("Cluster", "amiflow-pg", lambda d: d["spec"].update(instance=3)),
+    "service monitor endpoint field misspelt": ("ServiceMonitor", "amiflow-api", lambda d: d["spec"]["endpoints"][0]
+                                                .update(intervall="30s")),
+    "service monitor interval not a duration": ("ServiceMonitor", "amiflow-worker", lambda d: d["spec"]["endpoints"][
+        0].update(interval="half a minute")),
+    "alert without an expression": ("PrometheusRule", "amiflow", lambda d: d["spec"]["groups"][0]["rules"][0]
+                                    .pop("expr")),
     "an unknown kind": ("Deployment", "vee-api", lambda d: d.update(kind="Deploymint")),
 }
 

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import pytest
 from amiflow_schemas.topics import topic_named
 
-from deploy.k8s.generate.catalog import SERVICES, Service
+from deploy.k8s.generate.catalog import OTLP_HTTP_PORT, SERVICES, Service
 from deploy.k8s.generate.validation import K8S_DIR, OVERLAYS, named
 
 Rendered = dict[str, list[dict[str, Any]]]
@@ -74,10 +74,11 @@ def _egress_ports(policy: dict[str, Any]) -> set[int]:
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
-def test_workers_reach_only_kafka_postgres_dns_and_what_they_call(rendered: Rendered, service: Service) -> None:
+def test_workers_reach_only_kafka_postgres_dns_the_collector_and_what_they_call(rendered: Rendered,
+                                                                               service: Service) -> None:
     policy = named(rendered["prod"], "NetworkPolicy", f"{service.name}-worker")
     called = {port for _, ports in service.worker_egress for port in ports}
-    assert _egress_ports(policy) == {53, 9093, 5432} | called
+    assert _egress_ports(policy) == {53, 9093, 5432, OTLP_HTTP_PORT} | called
 
 
 def test_apis_are_reached_from_the_ingress_controller_and_the_dtu_port_from_anywhere(rendered: Rendered) -> None:

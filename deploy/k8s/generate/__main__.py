@@ -1,4 +1,5 @@
-"""`python -m deploy.k8s.generate [--check]`: write deploy/k8s/base/, or report where it differs."""
+"""`python -m deploy.k8s.generate [--check]`: write deploy/k8s/base/ and components/monitoring/, or report
+where they differ."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = drift()
         for path in stale:
-            print(f"out of date: {path} (run `make k8s`)", file=sys.stderr)
+            print(f"out of date: deploy/k8s/{path} (run `make k8s`)", file=sys.stderr)
         return 1 if stale else 0
     for written in write():
         print(f"wrote {written.relative_to(BASE.parents[2])}")

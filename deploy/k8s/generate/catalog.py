@@ -18,6 +18,11 @@ KAFKA_CLUSTER = "amiflow"  # the Strimzi Kafka resource; its bootstrap service i
 KAFKA_TLS_PORT = 9093
 POSTGRES_CLUSTER = "amiflow-pg"  # the CloudNativePG Cluster; its primary service is amiflow-pg-rw
 IMAGE_REPOSITORY = "amiflow"  # images are amiflow/<service>:<tag>, one Dockerfile target each
+# Where spans go (OTLP/HTTP): an OpenTelemetry Collector Service `otel-collector` in namespace `observability`
+# (the opentelemetry-collector chart's usual name). The overlays may unset the endpoint; the egress rule stays.
+OTEL_COLLECTOR_NAMESPACE = "observability"
+OTLP_HTTP_PORT = 4318
+OTEL_COLLECTOR_ENDPOINT = f"http://otel-collector.{OTEL_COLLECTOR_NAMESPACE}:{OTLP_HTTP_PORT}"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.k8s.generate.catalog import KAFKA_CLUSTER, KAFKA_TLS_PORT, POSTGRES_CLUSTER, SERVICES, Service
+from deploy.k8s.generate.catalog import (
+    KAFKA_CLUSTER,
+    KAFKA_TLS_PORT,
+    OTEL_COLLECTOR_NAMESPACE,
+    OTLP_HTTP_PORT,
+    POSTGRES_CLUSTER,
+    SERVICES,
+    Service,
+)
 from deploy.k8s.generate.workloads import GATEWAY_PORT, PART_OF, labels, selector
 
 # Namespaces of the ingress controller and of Prometheus (the overlays patch them to the cluster's own).
@@ -30,6 +38,8 @@ POSTGRES = {"to": [{"podSelector": {"matchLabels": {"cnpg.io/cluster": POSTGRES_
 IDENTITY = {"to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "identity",
                                                     "app.kubernetes.io/component": "api"}}}],
             "ports": _tcp(IDENTITY_PORT)}
+# Any pod of the collector's namespace: the collector's own labels differ between its charts and operator.
+OTEL_COLLECTOR = {"to": [_namespace(OTEL_COLLECTOR_NAMESPACE)], "ports": _tcp(OTLP_HTTP_PORT)}
 
 
 def default_deny() -> dict[str, Any]:
@@ -53,7 +63,7 @@ def _ingress_rules(service: Service, role: str) -> list[dict[str, Any]]:
 
 
 def _egress_rules(service: Service, role: str) -> list[dict[str, Any]]:
-    rules = [DNS, KAFKA, POSTGRES]
+    rules = [DNS, KAFKA, POSTGRES, OTEL_COLLECTOR]
     if role == "api" and service.name != "identity":  # identity checks tokens against its own database
         rules.append(IDENTITY)
     if role == "worker":

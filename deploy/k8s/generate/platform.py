@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.k8s.generate.catalog import KAFKA_CLUSTER, KAFKA_TLS_PORT, NAMESPACE
+from deploy.k8s.generate.catalog import KAFKA_CLUSTER, KAFKA_TLS_PORT, NAMESPACE, OTEL_COLLECTOR_ENDPOINT
 from deploy.k8s.generate.workloads import DATA_DIR, KAFKA_CA_DIR, PART_OF, POSTGRES_CA_DIR
 
 
@@ -34,6 +34,8 @@ def platform_config() -> dict[str, Any]:
             "AMIFLOW_TIME_ZONE": "Asia/Shanghai",
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "json",
+            # Spans over OTLP/HTTP (the runtime appends /v1/traces); unset, a process keeps no exporter.
+            "OTEL_EXPORTER_OTLP_ENDPOINT": OTEL_COLLECTOR_ENDPOINT,
             # Read by asyncpg, not by the settings: the server certificate must be the cluster's.
             "PGSSLMODE": "verify-full",
             "PGSSLROOTCERT": f"{POSTGRES_CA_DIR}/ca.crt",

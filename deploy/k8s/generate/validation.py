@@ -106,10 +106,54 @@ def crd_validators() -> dict[tuple[str, str], jsonschema.Validator]:
     return found
 
 
+# --- the Prometheus Operator's kinds: a focused schema, not the CRD ---
+# No package this project can install offline carries the monitoring.coreos.com CRDs' openAPIV3 schemas
+# (@kubernetes-models/prometheus-operator on npm has compiled validators, cloudcoil's PyPI models pydantic
+# classes). So the fields amiflow uses are written out here from the operator's API reference, strictly:
+# a field outside them is refused even where the CRD would take it. Add a field here when you use one.
+_DURATION = {"type": "string", "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?"
+                                          r"(([0-9]+)s)?(([0-9]+)ms)?)$"}
+_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+_METADATA = {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
+    "name": {"type": "string", "minLength": 1}, "namespace": {"type": "string"}, "labels": _STRINGS,
+    "annotations": _STRINGS}}
+
+
+def _kind(api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "additionalProperties": False,
+            "properties": {"apiVersion": {"const": api_version}, "kind": {"const": kind}, "metadata": _METADATA,
+                           "spec": spec}}
+
+
+def _closed(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "additionalProperties": False, "properties": properties}
+
+
+_SERVICE_MONITOR = _kind("monitoring.coreos.com/v1", "ServiceMonitor", _closed(
+    ["selector", "endpoints"],
+    selector=_closed([], matchLabels=_STRINGS),
+    namespaceSelector=_closed([], any={"type": "boolean"}, matchNames={"type": "array", "items": {"type": "string"}}),
+    jobLabel={"type": "string"},
+    endpoints={"type": "array", "minItems": 1, "items": _closed(
+        ["port"], port={"type": "string", "minLength": 1}, path={"type": "string", "pattern": "^/"},
+        scheme={"enum": ["http", "https"]}, interval=_DURATION, scrapeTimeout=_DURATION,
+        honorLabels={"type": "boolean"})},
+))
+_PROMETHEUS_RULE = _kind("monitoring.coreos.com/v1", "PrometheusRule", _closed(["groups"], groups={
+    "type": "array", "items": _closed(["name", "rules"], name={"type": "string", "minLength": 1},
+                                      interval=_DURATION, rules={"type": "array", "items": _closed(
+                                          ["expr"], alert={"type": "string", "minLength": 1},
+                                          record={"type": "string", "minLength": 1},
+                                          expr={"type": "string", "minLength": 1}, labels=_STRINGS,
+                                          annotations=_STRINGS, **{"for": _DURATION, "keep_firing_for": _DURATION})})}))
+FOCUSED_VALIDATORS = {("monitoring.coreos.com/v1", schema["properties"]["kind"]["const"]):
+                      jsonschema.Draft202012Validator(schema) for schema in (_SERVICE_MONITOR, _PROMETHEUS_RULE)}
+
+
 def schema_errors(document: Document) -> list[str]:
     """Why the API server would refuse `document` (empty when it validates); an unknown kind is an error."""
     key = (document.get("apiVersion", ""), document.get("kind", ""))
-    validator = crd_validators().get(key) or core_validator(*key)
+    validator = crd_validators().get(key) or FOCUSED_VALIDATORS.get(key) or core_validator(*key)
     if validator is None:
         return [f"no schema for {key[0]} {key[1]}: neither a Kubernetes {KUBERNETES_VERSION} kind nor a known CRD"]
     return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in validator.iter_errors(document)]
