@@ -6,12 +6,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 
 from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.deadletter import ConsumedRecord
 from amiflow_runtime.kafka import client_options
-from amiflow_runtime.metrics import note_lag
+from amiflow_runtime.metrics import forget_lag, note_lag
 from amiflow_runtime.pipeline import EventPipeline
 
 log = logging.getLogger("amiflow.consumer")
@@ -39,7 +39,6 @@ class InboxConsumer:
     async def run(self) -> None:
         """Consume until `stop`; a failed record is dead-lettered by the pipeline, never fatal."""
         self._consumer = AIOKafkaConsumer(
-            *self.topics,
             **client_options(self.settings),
             group_id=self.pipeline.consumer,
             client_id=f"{self.pipeline.consumer}-consumer",
@@ -48,6 +47,8 @@ class InboxConsumer:
             isolation_level="read_committed",
             max_poll_records=self.settings.consumer_batch_size,
         )
+        # As the constructor's topics would, plus a listener: partitions moved away take their lag gauge along.
+        self._consumer.subscribe(list(self.topics), listener=_ForgetRevokedLag(self.pipeline.consumer))
         try:
             await self._consumer.start()  # refused ACLs raise here; the finally still closes the connections
             self.ready = True
@@ -71,3 +72,16 @@ class InboxConsumer:
 
     def stop(self) -> None:
         self._stopping = True
+
+
+class _ForgetRevokedLag(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions moved to another consumer take their lag gauge with them."""
+
+    def __init__(self, consumer: str) -> None:
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        forget_lag([self.consumer], [(tp.topic, tp.partition) for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        return None

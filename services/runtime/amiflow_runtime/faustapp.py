@@ -20,7 +20,7 @@ from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.deadletter import ConsumedRecord
 from amiflow_runtime.kafka import client_options, wait_for_kafka
 from amiflow_runtime.logs import logging_dict_config
-from amiflow_runtime.metrics import note_lag
+from amiflow_runtime.metrics import forget_lag, note_lag
 from amiflow_runtime.pipeline import BatchHandler, Handler
 from amiflow_runtime.service import ServiceRuntime
 
@@ -46,6 +46,12 @@ def faust_app(runtime: ServiceRuntime, store: str = "memory://", app_id: str | N
         await runtime.start()
 
     app.on_before_shutdown.connect(lambda *_a, **_kw: runtime.stop())
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget_revoked(_app: Any, revoked: Any, **_kw: Any) -> None:
+        # Another worker owns them now: its lag is the one to see, not the last value measured here.
+        forget_lag(runtime.agents_ready, [(tp.topic, tp.partition) for tp in revoked])
+
     return app
 
 

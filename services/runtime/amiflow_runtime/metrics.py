@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_HANDLED = Counter(
@@ -46,3 +49,11 @@ def note_lag(consumer: str, topic: str, partition: int, next_offset: int, highwa
     """
     if highwater is not None and highwater >= 0:
         CONSUMER_LAG.labels(consumer, topic, str(partition)).set(max(0, highwater - next_offset))
+
+
+def forget_lag(consumers: Iterable[str], partitions: Iterable[tuple[str, int]]) -> None:
+    """Drop the lag of partitions this process no longer owns (a rebalance moved them to another)."""
+    for consumer in consumers:
+        for topic, partition in partitions:
+            with contextlib.suppress(KeyError):  # never measured here
+                CONSUMER_LAG.remove(consumer, topic, str(partition))

@@ -1,4 +1,4 @@
-"""RED metrics of the APIs: counted by route template, method and status; unmatched paths share one label."""
+"""The metrics every service exports: RED metrics of the APIs by route template, and consumer lag per partition."""
 
 from __future__ import annotations
 
@@ -55,3 +55,16 @@ async def test_requests_are_counted_by_route_template_and_status_and_timed() -> 
     assert [a - b for a, b in zip(after, before, strict=True)] == [2, 1, 1, 1]
     assert HTTP_SECONDS.labels(route, "GET")._sum.get() > timed
     assert _count("/metrics", "GET", "200") == 0  # scrapes and probes are not traffic
+
+
+def test_the_lag_of_a_revoked_partition_is_forgotten_and_unknown_ones_are_no_error() -> None:
+    from amiflow_runtime.metrics import forget_lag, note_lag
+    from prometheus_client import REGISTRY
+
+    labels = {"consumer": "c-forget", "topic": "amiflow.vee.readings", "partition": "3"}
+    note_lag("c-forget", "amiflow.vee.readings", 3, next_offset=90, highwater=100)
+    assert REGISTRY.get_sample_value("amiflow_consumer_lag", labels) == 10
+    note_lag("c-forget", "amiflow.vee.readings", 3, next_offset=100, highwater=None)  # no fetch yet: unchanged
+    assert REGISTRY.get_sample_value("amiflow_consumer_lag", labels) == 10
+    forget_lag(["c-forget", "never-measured"], [("amiflow.vee.readings", 3), ("amiflow.vee.readings", 4)])
+    assert REGISTRY.get_sample_value("amiflow_consumer_lag", labels) is None
