@@ -23,8 +23,8 @@ from vee.adapters.rules_http import router as rules_router
 from vee.adapters.undo import UNDO
 from vee.config import VeeSettings
 from vee.districts_app import evaluate_districts
-from vee.registry_app import registry_handler
-from vee.series_app import estimate_silent_meters, series_handler, status_handler
+from vee.registry_app import registry_batch_handler
+from vee.series_app import estimate_silent_meters, series_batch_handler, status_handler
 
 log = logging.getLogger("vee")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -52,8 +52,9 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
     assert isinstance(settings, VeeSettings)
     runtime = build_runtime(settings, "worker")
     app = faust_app(runtime, store=settings.faust_store, app_id=settings.faust_app_id)
-    inbox_agent(app, runtime, RECEIVED_READINGS, "vee.validation", series_handler(runtime.clock, settings.zone_of))
-    inbox_agent(app, runtime, REGISTRY, "vee.registry", registry_handler(runtime.clock, settings.zone_of))
+    inbox_agent(app, runtime, RECEIVED_READINGS, "vee.validation",
+                series_batch_handler(runtime.clock, settings.zone_of))
+    inbox_agent(app, runtime, REGISTRY, "vee.registry", registry_batch_handler(runtime.clock, settings.zone_of))
     inbox_agent(app, runtime, DEVICE_STATUS, "vee.device-status", status_handler(runtime.clock, settings.zone_of))
 
     @app.timer(settings.estimation_interval_s)  # type: ignore[untyped-decorator]

@@ -3,13 +3,14 @@ installation and removal readings, groups), kept per tenant and meter."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from amiflow_runtime.clock import Clock
-from amiflow_runtime.db import lock_for_transaction
-from amiflow_runtime.pipeline import Handler
+from amiflow_runtime.db import lock_for_transaction, lock_many_for_transaction
+from amiflow_runtime.pipeline import BatchHandler, Handler
 from amiflow_schemas import Envelope
 from amiflow_schemas.events.registry import MeterDefined, MeterReplaced
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,3 +35,17 @@ def registry_handler(clock: Clock, zones: Zones) -> Handler:
         return await place_held_reads(session, envelope.tenant_id, payload.meter.meter_id, clock, zones)
 
     return handle
+
+
+def registry_batch_handler(clock: Clock, zones: Zones) -> BatchHandler:
+    """The registry handler for a consumed batch: every meter's lock first, all in sorted order, as the
+    readings batch takes them — one batch of each locking the same meters in arrival order deadlocked."""
+    handle = registry_handler(clock, zones)
+
+    @asynccontextmanager
+    async def scope(session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> AsyncIterator[Handler]:
+        await lock_many_for_transaction(session, [(e.tenant_id, "meter", e.payload.meter.meter_id) for e in envelopes
+                                                  if isinstance(e.payload, MeterDefined | MeterReplaced)])
+        yield handle
+
+    return BatchHandler(scope)

@@ -1,22 +1,29 @@
 """VEE's reading handler on the full core: merge the reading into its metering point's series,
 persist the state, publish new and corrected points and alarm episodes, update the aggregates —
-all in the transaction that also records the event id (inbox) and the events (outbox)."""
+all in the transaction that also records the event id (inbox) and the events (outbox).
+
+The worker applies a consumed batch of readings as one `ReadingBatch`: locks, registry, rules and states
+read once for the batch, the readings applied one by one in memory, the states, points and buckets
+written back in one statement each. The device status, the timer and edits handle one series at a time
+(`series_of_meter`) under the same meter-then-series locks."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from amiflow_runtime.clock import Clock
-from amiflow_runtime.db import lock_for_transaction
+from amiflow_runtime.db import lock_for_transaction, lock_many_for_transaction
 from amiflow_runtime.outbox import stage
-from amiflow_runtime.pipeline import Handler
+from amiflow_runtime.pipeline import BatchHandler, BatchScope, Handler
 from amiflow_runtime.schedule import poll_offset
 from amiflow_schemas import Envelope, EventPayload, decode_event, encode_event, new_envelope
+from amiflow_schemas.events.alarms import AlarmCleared, AlarmRaised
 from amiflow_schemas.events.devices import DeviceStatusReported
 from amiflow_schemas.events.readings import ReadingReceived
 from amiflow_schemas.events.registry import MeterState, ScheduleKind
@@ -29,6 +36,7 @@ from vee.core.context import MeterContext, context_from_registry
 from vee.core.device_alarms import device_status
 from vee.core.events import alarm_event, reading_event
 from vee.core.model import MeterSeries, raw_read
+from vee.core.rules import RuleSet
 
 PRODUCER = "vee"
 UNPLACED = Counter("amiflow_vee_unplaced_reads_total", "Readings of meters VEE did not know yet (held)", ["tenant"])
@@ -53,14 +61,23 @@ def read_grid_of(meter: MeterState) -> tuple[timedelta, timedelta]:
 async def lock_series(session: AsyncSession, tenant_id: str, meter_id: str) -> None:
     """Serialise the transactions of a meter and of its metering point: the old and the new meter of a
     swap have two Kafka keys (two partitions, two consumers) but one series."""
+    await _locked_neighbourhood(session, tenant_id, meter_id)
+
+
+async def _locked_neighbourhood(session: AsyncSession, tenant_id: str, meter_id: str) -> dict[str, MeterState]:
     await lock_for_transaction(session, tenant_id, "meter", meter_id)  # the registry handler takes this one too
-    await lock_for_transaction(session, tenant_id, "series", await registry_db.series_of(session, tenant_id, meter_id))
+    known = await registry_db.swap_neighbourhood(session, tenant_id, [meter_id])
+    await lock_for_transaction(session, tenant_id, "series", registry_db.series_in(known, meter_id))
+    # Read again under the series lock: the successor of a swap may have been defined (and read into the
+    # series) while we waited. The series itself cannot have moved: a meter's predecessors change only
+    # under its own lock, which we hold.
+    return await registry_db.swap_neighbourhood(session, tenant_id, [meter_id])
 
 
-async def context_of(session: AsyncSession, tenant_id: str, meter_id: str, zones: Zones) -> MeterContext | None:
-    """The metering point of a meter: the meter in place and the ones it replaced, oldest first."""
-    newest = await registry_db.newest_of(session, tenant_id, meter_id)
-    chain = await registry_db.replacement_chain(session, tenant_id, newest)
+def context_in(known: Mapping[str, MeterState], tenant_id: str, meter_id: str, zones: Zones) -> MeterContext | None:
+    """The metering point of a meter: the meter in place and the ones it replaced, oldest first (None when
+    the registry does not know the meter); `known` is the meter's swap neighbourhood."""
+    chain = registry_db.chain_in(known, registry_db.newest_in(known, meter_id))
     if not chain:
         return None
     meter = chain[-1]
@@ -69,10 +86,16 @@ async def context_of(session: AsyncSession, tenant_id: str, meter_id: str, zones
                                  read_offset=offset, predecessors=chain[:-1])
 
 
+async def context_of(session: AsyncSession, tenant_id: str, meter_id: str, zones: Zones) -> MeterContext | None:
+    """The metering point of a meter: the meter in place and the ones it replaced, oldest first."""
+    return context_in(await registry_db.swap_neighbourhood(session, tenant_id, [meter_id]), tenant_id, meter_id,
+                      zones)
+
+
 async def series_of_meter(session: AsyncSession, tenant_id: str, meter_id: str,
                          zones: Zones) -> tuple[MeterContext, MeterSeries, bool] | None:
-    await lock_series(session, tenant_id, meter_id)
-    context = await context_of(session, tenant_id, meter_id, zones)
+    """Lock the meter and its series, then read its context and kept state (the timer, edits, statuses)."""
+    context = context_in(await _locked_neighbourhood(session, tenant_id, meter_id), tenant_id, meter_id, zones)
     if context is None:
         return None
     before = await series_db.load(session, tenant_id, context.series_id)
@@ -127,26 +150,115 @@ async def estimate_silent_meters(sessions: Any, clock: Clock, zones: Zones, wake
 
 
 def series_handler(clock: Clock, zones: Zones) -> Handler:
-    """ReadingReceived → ReadingValidated / ReadingCorrected / AlarmRaised / AlarmCleared."""
+    """ReadingReceived → ReadingValidated / ReadingCorrected / AlarmRaised / AlarmCleared, one event at a time
+    (the batch scope with a batch of one)."""
+    scope = reading_scope(clock, zones)
 
     async def handle(session: AsyncSession, envelope: Envelope[Any]) -> Sequence[Envelope[Any]]:
+        async with scope(session, [envelope]) as handle_one:
+            emitted: Sequence[Envelope[Any]] = await handle_one(session, envelope)
+        return emitted
+
+    return handle
+
+
+def series_batch_handler(clock: Clock, zones: Zones) -> BatchHandler:
+    """The reading handler for a consumed batch: see `ReadingBatch`."""
+    return BatchHandler(reading_scope(clock, zones))
+
+
+def reading_scope(clock: Clock, zones: Zones) -> BatchScope:
+    """Open a `ReadingBatch` on the batch's readings, yield its per-reading handler, write back at the end.
+    On a failure nothing is written back: the pipeline rolls the transaction back."""
+
+    @asynccontextmanager
+    async def scope(session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> AsyncIterator[Handler]:
+        batch = await ReadingBatch.open(session, envelopes, clock, zones)
+        yield batch.handle
+        await batch.write_back(session)
+
+    return scope
+
+
+@dataclass
+class _SeriesInBatch:
+    tenant_id: str
+    state: MeterSeries
+    current_meter_id: str
+    touched: bool = False
+
+
+@dataclass
+class ReadingBatch:
+    """The readings of one consumed batch, applied in one transaction with a few set-based statements.
+
+    Opening it takes the locks of every meter and then of every series the batch touches (each set in
+    sorted order, in one statement: two batches cannot deadlock), and reads the registry's swap
+    neighbourhoods, the tenants' rule sets and the kept series states once. Each reading is then applied
+    to the state in memory — several readings of one series (or of the old and the new meter of a swap)
+    build on each other exactly as they would one transaction each — and the write-back saves every
+    touched state, inserts the published points and upserts the changed buckets in one statement each.
+    """
+
+    clock: Clock
+    contexts: dict[tuple[str, str], MeterContext]  # (tenant, meter) → its metering point; absent: unknown
+    rules: dict[str, RuleSet]
+    series: dict[tuple[str, str], _SeriesInBatch]  # (tenant, series id)
+    points: list[dict[str, Any]] = field(default_factory=list)
+    buckets: list[dict[str, Any]] = field(default_factory=list)
+    alarms: list[tuple[str, AlarmRaised | AlarmCleared]] = field(default_factory=list)
+
+    @classmethod
+    async def open(cls, session: AsyncSession, envelopes: Sequence[Envelope[Any]], clock: Clock,
+                   zones: Zones) -> ReadingBatch:
+        meters: dict[str, set[str]] = {}
+        for envelope in envelopes:
+            if isinstance(envelope.payload, ReadingReceived):
+                meters.setdefault(envelope.tenant_id, set()).add(envelope.payload.meter_id)
+        await lock_many_for_transaction(session, [(t, "meter", m) for t, ids in meters.items() for m in ids])
+        known = {t: await registry_db.swap_neighbourhood(session, t, ids) for t, ids in meters.items()}
+        await lock_many_for_transaction(session, [(t, "series", registry_db.series_in(known[t], m))
+                                                  for t, ids in meters.items() for m in ids])
+        # Read again under the series locks, for the reason `_locked_neighbourhood` gives.
+        known = {t: await registry_db.swap_neighbourhood(session, t, ids) for t, ids in meters.items()}
+        contexts = {(t, m): context for t, ids in meters.items() for m in ids
+                    if (context := context_in(known[t], t, m, zones)) is not None}
+        tenants = {t for t, _ in contexts}
+        rules = await rules_db.rule_sets(session, tenants)
+        series: dict[tuple[str, str], _SeriesInBatch] = {}
+        for tenant in sorted(tenants):
+            ours = {c.series_id: c for (t, _), c in contexts.items() if t == tenant}
+            kept = await series_db.load_many(session, tenant, ours)
+            for series_id, context in ours.items():
+                series[tenant, series_id] = _SeriesInBatch(
+                    tenant, kept.get(series_id) or MeterSeries(series_id=series_id), context.devices[-1].meter_id)
+        return cls(clock, contexts, rules, series)
+
+    async def handle(self, session: AsyncSession, envelope: Envelope[Any]) -> Sequence[Envelope[Any]]:
         if not isinstance(envelope.payload, ReadingReceived):
             return []
         received: ReadingReceived = envelope.payload
-        now = clock.now()
-        await lock_series(session, envelope.tenant_id, received.meter_id)
-        context = await context_of(session, envelope.tenant_id, received.meter_id, zones)
-        if context is None:
+        now = self.clock.now()
+        context = self.contexts.get((envelope.tenant_id, received.meter_id))
+        if context is None:  # rare (a meter registered a moment after its first reading): written at once
             return await _unknown_meter(session, envelope, received, now)
-        before = await series_db.load(session, envelope.tenant_id, context.series_id)
-        state = before or MeterSeries(series_id=context.series_id)
-        outcome = engine.apply_reading(state, context, await rules_db.rule_set(session, envelope.tenant_id),
+        series = self.series[envelope.tenant_id, context.series_id]
+        outcome = engine.apply_reading(series.state, context, self.rules[envelope.tenant_id],
                                        raw_read(received, envelope.event_id), now)
-        await series_db.save(session, envelope.tenant_id, outcome.state, before is not None, now,
-                             context.devices[-1].meter_id)
-        return await publish_outcome(session, Cause.of(envelope), context, outcome, now)
+        series.state, series.touched = outcome.state, True
+        found = publication(Cause.of(envelope), context, outcome, now)
+        self.points += found.points
+        self.buckets += found.buckets
+        self.alarms += [(envelope.tenant_id, alarm) for alarm in found.alarms]
+        return found.events
 
-    return handle
+    async def write_back(self, session: AsyncSession) -> None:
+        await series_db.save_many(session, [series_db.SeriesToSave(s.tenant_id, s.state, s.current_meter_id)
+                                            for s in self.series.values() if s.touched], self.clock.now())
+        await series_db.insert_points(session, self.points)
+        await series_db.upsert_buckets(session, self.buckets)
+        for tenant_id, alarm in self.alarms:  # in order: a clear may follow its raise in the same batch
+            await alarms_db.apply(session, tenant_id, alarm)
 
 
 @dataclass(frozen=True)
@@ -162,8 +274,17 @@ class Cause:
         return cls(envelope.tenant_id, envelope.correlation_id, envelope.event_id)
 
 
-async def publish_outcome(session: AsyncSession, cause: Cause, context: MeterContext, outcome: engine.Outcome,
-                   now: datetime) -> list[Envelope[Any]]:
+@dataclass(frozen=True)
+class Publication:
+    """What one outcome publishes: the events, and the rows of the read models they go with."""
+
+    events: list[Envelope[Any]]
+    points: list[dict[str, Any]]  # series_points rows
+    buckets: list[dict[str, Any]]  # consumption_buckets rows
+    alarms: list[AlarmRaised | AlarmCleared]
+
+
+def publication(cause: Cause, context: MeterContext, outcome: engine.Outcome, now: datetime) -> Publication:
     tenant = cause.tenant_id
     events: list[Envelope[Any]] = []
     published = []
@@ -171,16 +292,28 @@ async def publish_outcome(session: AsyncSession, cause: Cause, context: MeterCon
         # The core's publication id is the event id: a correction's supersedes_event_id names it, and a
         # replay of the same input publishes the same ids.
         event = outgoing(reading_event(fact, context), cause, fact.point.meter_id, fact.point.at, now,
-                          event_id=fact.publication_id)
+                         event_id=fact.publication_id)
         events.append(event)
         published.append((fact, str(event.event_id)))
-    await series_db.record_points(session, tenant, context.series_id, context.unit.value, published, now)
-    await series_db.record_buckets(session, tenant, context.series_id, context.unit.value, outcome.buckets, now)
+    alarms = []
     for alarm in outcome.alarms:
         payload = alarm_event(alarm, context.utility)
         events.append(outgoing(payload, cause, payload.subject_id, now, now))
-        await alarms_db.apply(session, tenant, payload)
-    return events
+        alarms.append(payload)
+    unit = context.unit.value
+    return Publication(events, series_db.point_rows(tenant, context.series_id, unit, published, now),
+                       series_db.bucket_rows(tenant, context.series_id, unit, outcome.buckets, now), alarms)
+
+
+async def publish_outcome(session: AsyncSession, cause: Cause, context: MeterContext, outcome: engine.Outcome,
+                          now: datetime) -> list[Envelope[Any]]:
+    """The outcome's events, with its points, buckets and alarms written to the read models."""
+    found = publication(cause, context, outcome, now)
+    await series_db.insert_points(session, found.points)
+    await series_db.upsert_buckets(session, found.buckets)
+    for alarm in found.alarms:
+        await alarms_db.apply(session, cause.tenant_id, alarm)
+    return found.events
 
 
 async def _unknown_meter(session: AsyncSession, cause: Envelope[Any], received: ReadingReceived,
@@ -199,10 +332,11 @@ async def _unknown_meter(session: AsyncSession, cause: Envelope[Any], received: 
 async def place_held_reads(session: AsyncSession, tenant_id: str, meter_id: str, clock: Clock,
                            zones: Zones) -> list[Envelope[Any]]:
     """Validate the readings held while the meter was unknown, now that the registry named it."""
-    handle = series_handler(clock, zones)
+    held = [decode_event(raw) for raw in await series_db.take_unplaced(session, tenant_id, meter_id)]
     events: list[Envelope[Any]] = []
-    for raw in await series_db.take_unplaced(session, tenant_id, meter_id):
-        events += await handle(session, decode_event(raw))
+    async with reading_scope(clock, zones)(session, held) as handle:
+        for envelope in held:
+            events += await handle(session, envelope)
     return events
 
 

@@ -3,6 +3,7 @@ amiflow.registry.devices (never read from ingest's tables)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from amiflow_runtime.db import UtcDateTime
@@ -53,12 +54,41 @@ async def meters_in_group(session: AsyncSession, tenant_id: str, kind: str, grou
 MAX_SWAPS = 50  # a chain of meter replacements, never a cycle
 
 
-async def replacement_chain(session: AsyncSession, tenant_id: str, meter_id: str) -> list[MeterState]:
+async def meter_states(session: AsyncSession, tenant_id: str, meter_ids: Iterable[str]) -> dict[str, MeterState]:
+    """The registry's latest states of the named meters (the unknown ones are absent), in one query."""
+    wanted = sorted(set(meter_ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(select(meter_registry.c.state).where(
+        meter_registry.c.tenant_id == tenant_id, meter_registry.c.meter_id.in_(wanted)))
+    states = (MeterState.model_validate_json(r.state) for r in rows)
+    return {state.meter_id: state for state in states}
+
+
+async def swap_neighbourhood(session: AsyncSession, tenant_id: str, meter_ids: Iterable[str]) -> dict[str, MeterState]:
+    """The known meters among `meter_ids` and every meter their replacement chains name, both ways: what
+    `newest_in` and `chain_in` need, read a generation of swaps per query (one or two for most meters)."""
+    known: dict[str, MeterState] = {}
+    asked: set[str] = set()
+    wanted = set(meter_ids)
+    for _ in range(MAX_SWAPS):
+        wanted -= asked
+        if not wanted:
+            break
+        asked |= wanted
+        found = await meter_states(session, tenant_id, wanted)
+        known.update(found)
+        wanted = {m for state in found.values() for m in (
+            state.replaces_meter_id, state.removal.replaced_by_meter_id if state.removal else None) if m}
+    return known
+
+
+def chain_in(known: Mapping[str, MeterState], meter_id: str) -> list[MeterState]:
     """The meter and the meters it replaced, oldest first (empty when the meter is unknown)."""
     chain: list[MeterState] = []
     current: str | None = meter_id
     while current is not None and len(chain) < MAX_SWAPS:
-        state = await meter_state(session, tenant_id, current)
+        state = known.get(current)
         if state is None:
             break
         chain.insert(0, state)
@@ -66,7 +96,7 @@ async def replacement_chain(session: AsyncSession, tenant_id: str, meter_id: str
     return chain
 
 
-async def newest_of(session: AsyncSession, tenant_id: str, meter_id: str) -> str:
+def newest_in(known: Mapping[str, MeterState], meter_id: str) -> str:
     """The meter now in place at a meter's metering point: its successors followed while the registry knows them.
 
     A removed meter's late reading belongs to the same series as its successor's, and must be validated
@@ -74,18 +104,33 @@ async def newest_of(session: AsyncSession, tenant_id: str, meter_id: str) -> str
     """
     current = meter_id
     for _ in range(MAX_SWAPS):
-        state = await meter_state(session, tenant_id, current)
+        state = known.get(current)
         successor = state.removal.replaced_by_meter_id if state is not None and state.removal else None
         if successor is None:
             break
-        following = await meter_state(session, tenant_id, successor)
+        following = known.get(successor)
         if following is None or following.replaces_meter_id != current:
             break  # the successor is not known yet (or names another predecessor)
         current = successor
     return current
 
 
+def series_in(known: Mapping[str, MeterState], meter_id: str) -> str:
+    """The metering point a meter reads into: the first meter of its replacement chain."""
+    chain = chain_in(known, meter_id)
+    return chain[0].meter_id if chain else meter_id
+
+
+async def replacement_chain(session: AsyncSession, tenant_id: str, meter_id: str) -> list[MeterState]:
+    """The meter and the meters it replaced, oldest first (empty when the meter is unknown)."""
+    return chain_in(await swap_neighbourhood(session, tenant_id, [meter_id]), meter_id)
+
+
+async def newest_of(session: AsyncSession, tenant_id: str, meter_id: str) -> str:
+    """The meter now in place at a meter's metering point (see `newest_in`)."""
+    return newest_in(await swap_neighbourhood(session, tenant_id, [meter_id]), meter_id)
+
+
 async def series_of(session: AsyncSession, tenant_id: str, meter_id: str) -> str:
     """The metering point a meter reads into: the first meter of its replacement chain."""
-    chain = await replacement_chain(session, tenant_id, meter_id)
-    return chain[0].meter_id if chain else meter_id
+    return series_in(await swap_neighbourhood(session, tenant_id, [meter_id]), meter_id)

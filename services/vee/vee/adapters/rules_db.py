@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from amiflow_runtime.db import UtcDateTime
@@ -28,9 +29,20 @@ class RuleIdTaken(ValueError):
 
 async def rule_set(session: AsyncSession, tenant_id: str) -> RuleSet:
     """The tenant's rule versions (the spec's defaults apply where none matches)."""
-    rows = await session.execute(select(rule_versions.c.version).where(rule_versions.c.tenant_id == tenant_id)
-                                 .order_by(rule_versions.c.effective_from, rule_versions.c.rule_id))
-    return RuleSet(tenant_id=tenant_id, versions=tuple(RuleVersion.model_validate_json(r.version) for r in rows))
+    return (await rule_sets(session, [tenant_id]))[tenant_id]
+
+
+async def rule_sets(session: AsyncSession, tenant_ids: Iterable[str]) -> dict[str, RuleSet]:
+    """`rule_set` of several tenants in one query (a batch of readings)."""
+    wanted = sorted(set(tenant_ids))
+    versions: dict[str, list[RuleVersion]] = {tenant_id: [] for tenant_id in wanted}
+    if wanted:
+        rows = await session.execute(
+            select(rule_versions.c.tenant_id, rule_versions.c.version).where(rule_versions.c.tenant_id.in_(wanted))
+            .order_by(rule_versions.c.effective_from, rule_versions.c.rule_id))
+        for r in rows:
+            versions[r.tenant_id].append(RuleVersion.model_validate_json(r.version))
+    return {tenant_id: RuleSet(tenant_id=tenant_id, versions=tuple(found)) for tenant_id, found in versions.items()}
 
 
 async def publish(session: AsyncSession, tenant_id: str, version: RuleVersion, published_by: str,

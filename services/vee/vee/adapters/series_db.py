@@ -4,12 +4,16 @@ and consumption per local hour, day and month."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from amiflow_runtime.db import ExactDecimal, UtcDateTime
 from sqlalchemy import Boolean, Column, Integer, String, Table, Text, and_, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vee.adapters.db import metadata
@@ -69,6 +73,16 @@ async def load(session: AsyncSession, tenant_id: str, series_id: str) -> MeterSe
     return None if row is None else MeterSeries.model_validate_json(row.state)
 
 
+async def load_many(session: AsyncSession, tenant_id: str, series_ids: Iterable[str]) -> dict[str, MeterSeries]:
+    """The kept states of several series of one tenant, in one query (absent: none kept yet)."""
+    wanted = sorted(set(series_ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(select(meter_series.c.series_id, meter_series.c.state).where(
+        meter_series.c.tenant_id == tenant_id, meter_series.c.series_id.in_(wanted)))
+    return {r.series_id: MeterSeries.model_validate_json(r.state) for r in rows}
+
+
 async def series_keys(session: AsyncSession) -> list[tuple[str, str]]:
     """(tenant, current meter) of every series VEE keeps: what the estimation timer walks."""
     rows = await session.execute(select(meter_series.c.tenant_id, meter_series.c.current_meter_id))
@@ -85,10 +99,44 @@ async def save(session: AsyncSession, tenant_id: str, state: MeterSeries, existe
         await session.execute(insert(meter_series).values(tenant_id=tenant_id, series_id=state.series_id, **values))
 
 
-async def record_points(session: AsyncSession, tenant_id: str, series_id: str, unit: str,
-                        published: list[tuple[PointPublished, str]], now: datetime) -> None:
-    """Every published version (version 1 and each correction), with the event id it went out as."""
-    rows = [{
+@dataclass(frozen=True)
+class SeriesToSave:
+    """One series' state at the end of a batch, and the meter now reading into it."""
+
+    tenant_id: str
+    state: MeterSeries
+    current_meter_id: str
+
+
+async def save_many(session: AsyncSession, series: Sequence[SeriesToSave], now: datetime) -> None:
+    """Write the states of a batch's series in one statement, whether they existed or not."""
+    await _upsert(session, meter_series, [{
+        "tenant_id": s.tenant_id, "series_id": s.state.series_id, "state": s.state.model_dump_json(),
+        "current_meter_id": s.current_meter_id, "updated_at": now} for s in series])
+
+
+async def _upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT … ON CONFLICT (primary key) DO UPDATE of many rows in one executemany; both dialects have it."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+    key = [c.name for c in table.primary_key.columns]
+    statement = statement.on_conflict_do_update(
+        index_elements=key, set_={name: statement.excluded[name] for name in rows[0] if name not in key})
+    await session.execute(statement, rows)
+
+
+async def insert_points(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert `point_rows` (of one or of many series) in one statement."""
+    if rows:
+        await session.execute(insert(series_points), rows)
+
+
+def point_rows(tenant_id: str, series_id: str, unit: str, published: list[tuple[PointPublished, str]],
+               now: datetime) -> list[dict[str, Any]]:
+    """The series_points rows of published versions, with the event id each went out as."""
+    return [{
         "tenant_id": tenant_id, "series_id": series_id, "measured_at": fact.point.at, "version": fact.version,
         "event_id": event_id, "meter_id": fact.point.meter_id, "status": fact.point.status.value,
         "method": fact.point.method.value if fact.point.method else None, "consumption": fact.point.consumption,
@@ -99,24 +147,20 @@ async def record_points(session: AsyncSession, tenant_id: str, series_id: str, u
         "supersedes": str(fact.supersedes) if fact.supersedes else None,
         "reason": fact.reason.value if fact.reason else None, "recorded_at": now,
     } for fact, event_id in published]
-    if rows:
-        await session.execute(insert(series_points), rows)
 
 
-async def record_buckets(session: AsyncSession, tenant_id: str, series_id: str, unit: str,
-                         changes: tuple[BucketChange, ...], now: datetime) -> None:
-    """Set the totals of the buckets a change touched (late data updates exactly those)."""
-    for change in changes:
-        key = and_(consumption_buckets.c.tenant_id == tenant_id, consumption_buckets.c.series_id == series_id,
-                   consumption_buckets.c.granularity == change.granularity.value,
-                   consumption_buckets.c.bucket_start == change.start)
-        values = {"bucket_end": change.end, "consumption": change.total, "unit": unit,
-                  "all_actual": change.all_actual, "complete": change.complete, "updated_at": now}
-        done = await session.execute(update(consumption_buckets).where(key).values(**values))
-        if done.rowcount == 0:  # type: ignore[attr-defined]
-            await session.execute(insert(consumption_buckets).values(
-                tenant_id=tenant_id, series_id=series_id, granularity=change.granularity.value,
-                bucket_start=change.start, **values))
+def bucket_rows(tenant_id: str, series_id: str, unit: str, changes: Iterable[BucketChange],
+                now: datetime) -> list[dict[str, Any]]:
+    """The consumption_buckets rows of changed buckets (a change carries the bucket's whole new total)."""
+    return [{"tenant_id": tenant_id, "series_id": series_id, "granularity": change.granularity.value,
+             "bucket_start": change.start, "bucket_end": change.end, "consumption": change.total, "unit": unit,
+             "all_actual": change.all_actual, "complete": change.complete, "updated_at": now} for change in changes]
+
+
+async def upsert_buckets(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Set the buckets of `bucket_rows` in one statement; a bucket changed twice keeps the last total."""
+    last = {(r["tenant_id"], r["series_id"], r["granularity"], r["bucket_start"]): r for r in rows}
+    await _upsert(session, consumption_buckets, list(last.values()))
 
 
 # Readings of meters VEE does not know yet: answered as failed, and kept to be validated for real as soon
