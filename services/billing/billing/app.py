@@ -43,7 +43,7 @@ def reading_handler(clock: Clock) -> Handler:
         if isinstance(payload, ReadingCorrected):
             found = await rating_db.rated(session, envelope.tenant_id, payload.supersedes_event_id)
             if found is not None:
-                return await _rerate(session, envelope, found, now)
+                return await rerate_found(session, envelope, found, now)
         return await rate(session, envelope, now)
 
     return handle
@@ -92,8 +92,9 @@ async def rate(session: AsyncSession, envelope: Envelope[Any], now: datetime) ->
     return []  # posted events are staged by the store, with their projections
 
 
-async def _rerate(session: AsyncSession, envelope: Envelope[Any], found: tuple[str, str, MeterReading],
-                  now: datetime) -> list[Envelope[Any]]:
+async def rerate_found(session: AsyncSession, envelope: Envelope[Any], found: tuple[str, str, MeterReading],
+                       now: datetime) -> list[Envelope[Any]]:
+    """Re-rate the rated reading a correction supersedes (``found`` by `rating_db.rated`): AdjustmentPosted."""
     tenant, payload = envelope.tenant_id, envelope.payload
     account_id, tariff_id, superseded = found
     await posting.lock_account(session, tenant, account_id)
@@ -121,17 +122,29 @@ async def _rerate(session: AsyncSession, envelope: Envelope[Any], found: tuple[s
 async def _hold(session: AsyncSession, envelope: Envelope[Any], reading: MeterReading, reason: str,
                 now: datetime) -> list[Envelope[Any]]:
     """Charged to nobody and not lost: kept until an account pays for the meter, and an operator alarm."""
+    await rating_db.insert_many(session, [], [held(envelope, reading, reason, now)])
+    return [unbilled_alarm(envelope, reading, reason, now)]
+
+
+def held(envelope: Envelope[Any], reading: MeterReading, reason: str, now: datetime) -> dict[str, Any]:
+    """The unbilled_readings row of a reading held for an operator (counted and logged here)."""
     tenant = envelope.tenant_id
     UNBILLED.labels(tenant).inc()
     log.warning("reading %s of meter %s held unbilled: %s", envelope.event_id, reading.meter_id, reason)
-    await rating_db.hold(session, tenant, str(envelope.event_id), reading.meter_id, reading.end, reason,
-                         encode_event(envelope).decode(), now)
+    return rating_db.held_row(tenant, str(envelope.event_id), reading.meter_id, reading.end, reason,
+                              encode_event(envelope).decode(), now)
+
+
+def unbilled_alarm(envelope: Envelope[Any], reading: MeterReading, reason: str, now: datetime) -> Envelope[Any]:
+    """The operator alarm of a held reading; its ids derive from the reading (a redelivery raises the same)."""
+    tenant = envelope.tenant_id
     alarm = AlarmRaised(
         alarm_id=uuid.uuid5(CHARGE_NAMESPACE, f"{tenant}/unbilled/{envelope.event_id}"),
         alarm_type=AlarmType.UNBILLED_CONSUMPTION, severity=AlarmSeverity.WARNING, subject=AlarmSubject.METER,
         subject_id=reading.meter_id, utility=reading.utility, rule_id="billing-unbilled", detected_at=now,
         window_start=reading.start, window_end=reading.end, observed_value=None, threshold_value=None,
         value_unit=None, description=f"consumption {reading.quantity} {reading.unit.value} not billed: {reason}")
-    return [new_envelope(alarm, event_id=uuid.uuid4(), tenant_id=tenant, key=reading.meter_id, occurred_at=now,
-                         recorded_at=now, producer=store.PRODUCER, correlation_id=envelope.correlation_id,
-                         causation_id=envelope.event_id)]
+    return new_envelope(alarm, event_id=uuid.uuid5(CHARGE_NAMESPACE, f"{tenant}/unbilled-alarm/{envelope.event_id}"),
+                        tenant_id=tenant, key=reading.meter_id, occurred_at=now, recorded_at=now,
+                        producer=store.PRODUCER, correlation_id=envelope.correlation_id,
+                        causation_id=envelope.event_id)

@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from billing.adapters import db
 from billing.adapters.http import router
 from billing.adapters.undo import UNDO
-from billing.app import reading_handler
 from billing.config import BillingSettings
+from billing.reading_batch import reading_batch_handler
 from billing.rebuild import rebuild_command
 from billing.settlement_app import settle_all
 
@@ -47,7 +47,7 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
     assert isinstance(settings, BillingSettings)
     runtime = build_runtime(settings, "worker")
     app = faust_app(runtime, store=settings.faust_store, app_id=settings.faust_app_id)
-    inbox_agent(app, runtime, VALIDATED_READINGS, "billing.readings", reading_handler(runtime.clock))
+    inbox_agent(app, runtime, VALIDATED_READINGS, "billing.readings", reading_batch_handler(runtime.clock))
 
     @app.timer(settings.settlement_interval_s)  # type: ignore[untyped-decorator]
     async def settle_closed_days() -> None:

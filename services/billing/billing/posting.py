@@ -19,6 +19,9 @@ from billing.core.accounts import Account
 from billing.core.balance_state import AVERAGE_OVER_DAYS, BalanceStatus, assess, average_daily_cost
 from billing.core.periods import local_date
 
+# Fixed forever: balance events caused by an input event take ids derived from it (see `assessed`).
+BALANCE_NAMESPACE = uuid.UUID("7d4c2b1a-3e5f-4a6b-8c9d-0e1f2a3b4c5d")
+
 
 async def lock_account(session: AsyncSession, tenant_id: str, account_id: str) -> None:
     """Serialise every posting and settlement of one account."""
@@ -34,6 +37,11 @@ async def lock_accounts(session: AsyncSession, tenant_id: str, account_ids: Iter
     """lock_account of many accounts in one statement, in account id order (room changes take several
     in that order too), so two such transactions cannot deadlock."""
     await lock_many_for_transaction(session, ((tenant_id, "account", a) for a in account_ids))
+
+
+async def lock_accounts_of_tenants(session: AsyncSession, accounts: Iterable[tuple[str, str]]) -> None:
+    """`lock_accounts` of (tenant, account) pairs of several tenants, in one statement and one order."""
+    await lock_many_for_transaction(session, ((tenant_id, "account", a) for tenant_id, a in accounts))
 
 
 async def post(session: AsyncSession, tenant_id: str, account: Account, payloads: Sequence[EventPayload],
@@ -60,8 +68,13 @@ async def assess_balance(session: AsyncSession, tenant_id: str, account: Account
         return []
     first, last = averaged_days(now, account)
     recent = await store.settlements(session, tenant_id, account.account_id, first, last)
-    events = balance_events(tenant_id, account, row["status"], row["balance"], recent, now, cause)
+    status, events = assessed(tenant_id, account, row["status"], row["balance"], recent, now, cause)
     await store.emit(session, events, now)
+    if not events and status.value != row["status"]:
+        # Leaving low for normal has no event of its own (BalanceRestored means a depleted balance was
+        # lifted, and cuts nothing back in): the state is kept so the next fall below the threshold
+        # announces BalanceLow again.
+        await store.set_balance_status(session, tenant_id, account.account_id, status)
     return events
 
 
@@ -75,6 +88,25 @@ def balance_events(tenant_id: str, account: Account, status: str, balance: Decim
                    recent: Iterable[DailySettled], now: datetime,
                    cause: Envelope[Any] | None = None) -> list[Envelope[Any]]:
     """The balance events of entering a new state, given the balance and the recent settlements."""
+    return assessed(tenant_id, account, status, balance, recent, now, cause)[1]
+
+
+def assessed(tenant_id: str, account: Account, status: str, balance: Decimal, recent: Iterable[DailySettled],
+             now: datetime, cause: Envelope[Any] | None = None) -> tuple[BalanceStatus, list[Envelope[Any]]]:
+    """The balance state after a change and the events of entering it.
+
+    Caused by an input event (a reading), each balance event's id derives from the cause and its
+    type: a redelivered reading, and the same reading applied in a batch or alone, announce the
+    same ids.
+    """
     verdict = assess(BalanceStatus(status), account, balance, average_daily_cost(recent, local_date(now, account.zone)),
                      now)
-    return [store.envelope_of(p, tenant_id, account.account_id, now, uuid.uuid4(), cause) for p in verdict.events]
+    return verdict.status, [store.envelope_of(p, tenant_id, account.account_id, now, _balance_event_id(
+        tenant_id, account.account_id, p.EVENT_TYPE, cause), cause) for p in verdict.events]
+
+
+def _balance_event_id(tenant_id: str, account_id: str, event_type: str, cause: Envelope[Any] | None) -> uuid.UUID:
+    if cause is None:
+        return uuid.uuid4()
+    # The account too: one cause (a batch of recharges, say) may move several accounts' balances.
+    return uuid.uuid5(BALANCE_NAMESPACE, f"{tenant_id}/{account_id}/{cause.event_id}/{event_type}")

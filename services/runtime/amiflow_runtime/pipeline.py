@@ -173,7 +173,9 @@ class EventPipeline:
         for event_type in handled:
             EVENTS_HANDLED.labels(self.consumer, event_type).inc()
         HANDLER_SECONDS.labels(self.consumer).observe(time.perf_counter() - started)
-        if staged:
+        if staged or isinstance(self.handler, BatchHandler):
+            # A batch scope may insert outbox rows of its own (encoded once, with the projections that
+            # store the same bytes): wake the relay rather than leave them to its idle poll.
             self.on_staged()
 
     def _scope(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> AbstractAsyncContextManager[Handler]:
@@ -220,5 +222,5 @@ class EventPipeline:
             staged = await outbox.stage(session, self.outbox, emitted, now)
         EVENTS_HANDLED.labels(self.consumer, envelope.event_type).inc()
         HANDLER_SECONDS.labels(self.consumer).observe(time.perf_counter() - started)
-        if staged:
+        if staged or isinstance(self.handler, BatchHandler):  # as in _apply_many
             self.on_staged()

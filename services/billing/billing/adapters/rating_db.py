@@ -4,7 +4,7 @@ replays them), and the readings no account pays for, held for an operator."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -15,7 +15,7 @@ from amiflow_schemas.primitives import Unit, Utility
 from sqlalchemy import Column, Integer, String, Table, Text, and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.adapters.db import metadata
+from billing.adapters.db import metadata, upsert
 from billing.core.rating import MeterReading, TierPeriodState
 
 tier_periods = Table(
@@ -77,6 +77,64 @@ async def save_periods(session: AsyncSession, tenant_id: str, account_id: str, t
                                                               tariff_id=tariff_id, period_start=start, **values))
 
 
+async def periods_of_accounts(session: AsyncSession, tenant_id: str,
+                              wanted: Iterable[tuple[str, str, datetime]]) -> dict[tuple[str, str, datetime],
+                                                                                 TierPeriodState]:
+    """`periods` of many (account, tariff, period start) in one query; periods never rated are left out."""
+    keys = set(wanted)
+    if not keys:
+        return {}
+    rows = await session.execute(select(tier_periods).where(
+        tier_periods.c.tenant_id == tenant_id, tier_periods.c.account_id.in_(sorted({a for a, _, _ in keys})),
+        tier_periods.c.period_start.in_(sorted({s for _, _, s in keys}))))
+    found = {}
+    for r in rows:
+        key = (r.account_id, r.tariff_id, r.period_start)
+        if key in keys:
+            found[key] = TierPeriodState(r.period_start, r.period_end, r.quantity, r.exact_cost)
+    return found
+
+
+async def save_periods_many(session: AsyncSession,
+                            states: Iterable[tuple[str, str, str, TierPeriodState]]) -> None:
+    """`save_periods` of (tenant, account, tariff, state) tuples in one statement."""
+    await upsert(session, tier_periods, [
+        {"tenant_id": tenant_id, "account_id": account_id, "tariff_id": tariff_id, "period_start": state.start,
+         "period_end": state.end, "quantity": state.quantity, "exact_cost": state.exact_cost}
+        for tenant_id, account_id, tariff_id, state in states])
+
+
+def rated_row(tenant_id: str, account_id: str, tariff_id: str, reading: MeterReading) -> dict[str, Any]:
+    """The rated_readings row `remember` inserts."""
+    return {"tenant_id": tenant_id, "account_id": account_id, "tariff_id": tariff_id, **_values(reading)}
+
+
+def held_row(tenant_id: str, event_id: str, meter_id: str, measured_at: datetime, reason: str, raw: str,
+             now: datetime) -> dict[str, Any]:
+    """The unbilled_readings row `hold` inserts."""
+    return {"tenant_id": tenant_id, "event_id": event_id, "meter_id": meter_id, "measured_at": measured_at,
+            "reason": reason, "envelope": raw, "held_at": now}
+
+
+async def insert_many(session: AsyncSession, rated: Sequence[Mapping[str, Any]],
+                      held: Sequence[Mapping[str, Any]]) -> None:
+    """Rated readings (`rated_row`, in rating order: the ids follow the rows) and held ones (`held_row`)."""
+    if rated:
+        await session.execute(insert(rated_readings), list(rated))
+    if held:
+        await session.execute(insert(unbilled_readings), list(held))
+
+
+async def rated_many(session: AsyncSession, tenant_id: str, reading_event_ids: Iterable[UUID]) -> dict[UUID, str]:
+    """The account each of these readings was rated onto, by its current event id; unrated ones left out."""
+    wanted = sorted({str(i) for i in reading_event_ids})
+    if not wanted:
+        return {}
+    rows = await session.execute(select(rated_readings.c.reading_event_id, rated_readings.c.account_id).where(
+        rated_readings.c.tenant_id == tenant_id, rated_readings.c.reading_event_id.in_(wanted)))
+    return {UUID(r.reading_event_id): str(r.account_id) for r in rows}
+
+
 def _values(reading: MeterReading) -> dict[str, Any]:
     return {"reading_event_id": str(reading.reading_event_id), "meter_id": reading.meter_id,
             "utility": reading.utility.value, "span_start": reading.start, "span_end": reading.end,
@@ -123,8 +181,7 @@ def _reading(row: Any) -> MeterReading:
 async def hold(session: AsyncSession, tenant_id: str, event_id: str, meter_id: str, measured_at: datetime,
                reason: str, raw: str, now: datetime) -> None:
     await session.execute(insert(unbilled_readings).values(
-        tenant_id=tenant_id, event_id=event_id, meter_id=meter_id, measured_at=measured_at, reason=reason,
-        envelope=raw, held_at=now))
+        **held_row(tenant_id, event_id, meter_id, measured_at, reason, raw, now)))
 
 
 async def held(session: AsyncSession, tenant_id: str, meter_id: str | None = None) -> list[dict[str, Any]]:

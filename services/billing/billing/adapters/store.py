@@ -234,7 +234,7 @@ async def _project_ledger(session: AsyncSession, events: Sequence[Envelope[Any]]
     if row is None:
         raise LookupError(f"ledger entry {events[0].event_id} for unknown account {account_id}")
     zone = ZoneInfo(row.time_zone)
-    entries = [_ledger_row(event, zone, encode_event(event).decode()) for event in events]
+    entries = [ledger_row(event, zone, encode_event(event).decode()) for event in events]
     await session.execute(insert(ledger_entries), entries)
     await session.execute(update(account_balances).where(
         _key(tenant, account_balances, account_id=account_id)).values(
@@ -244,7 +244,8 @@ async def _project_ledger(session: AsyncSession, events: Sequence[Envelope[Any]]
         await session.execute(insert(payment_keys), keys)
 
 
-def _ledger_row(event: Envelope[Any], zone: ZoneInfo, envelope: str) -> dict[str, Any]:
+def ledger_row(event: Envelope[Any], zone: ZoneInfo, envelope: str) -> dict[str, Any]:
+    """The ledger_entries row of a ledger event; ``envelope`` is its encoded text."""
     payload = event.payload
     return {"tenant_id": event.tenant_id, "event_id": str(event.event_id), "account_id": payload.account_id,
             "business_day": business_day(LedgerEntry(event.event_id, event.recorded_at, payload), zone),
@@ -325,11 +326,16 @@ async def load_tariff(session: AsyncSession, tenant_id: str, tariff_id: str) -> 
 
 
 async def load_tariffs(session: AsyncSession, tenant_id: str, tariff_ids: Iterable[str]) -> dict[str, Tariff]:
-    found = {}
-    for tariff_id in sorted(set(tariff_ids)):
-        tariff = await load_tariff(session, tenant_id, tariff_id)
-        if tariff is not None:
-            found[tariff_id] = tariff
+    """`load_tariff` of each, in one query; tariffs never published are left out."""
+    wanted = sorted(set(tariff_ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(select(tariff_events.c.tariff_id, tariff_events.c.envelope).where(
+        tariff_events.c.tenant_id == tenant_id, tariff_events.c.tariff_id.in_(wanted)).order_by(
+        tariff_events.c.tariff_id, tariff_events.c.seq))
+    found: dict[str, Tariff] = {}
+    for row in rows.all():
+        found[row.tariff_id] = tariff_core.evolve(found.get(row.tariff_id), decoded(row.envelope).payload)
     return found
 
 
@@ -339,6 +345,50 @@ async def account_paying(session: AsyncSession, tenant_id: str, meter_id: str, a
         _key(tenant_id, meter_links, meter_id=meter_id), meter_links.c.linked_at <= at,
         or_(meter_links.c.unlinked_at.is_(None), meter_links.c.unlinked_at > at)))).first()
     return None if row is None else str(row.account_id)
+
+
+async def links_of_meters(session: AsyncSession, tenant_id: str,
+                          meter_ids: Iterable[str]) -> dict[str, list[tuple[datetime, datetime | None, str]]]:
+    """Every link of each meter as (linked_at, unlinked_at, account), oldest first: `account_paying`
+    of many readings from one query (see `paying_at`)."""
+    wanted = sorted(set(meter_ids))
+    found: dict[str, list[tuple[datetime, datetime | None, str]]] = {meter_id: [] for meter_id in wanted}
+    if not wanted:
+        return found
+    rows = await session.execute(select(meter_links).where(
+        meter_links.c.tenant_id == tenant_id, meter_links.c.meter_id.in_(wanted)).order_by(
+        meter_links.c.meter_id, meter_links.c.linked_at))
+    for row in rows:
+        found[row.meter_id].append((row.linked_at, row.unlinked_at, str(row.account_id)))
+    return found
+
+
+def paying_at(links: Iterable[tuple[datetime, datetime | None, str]], at: datetime) -> str | None:
+    """The account of the link in force at ``at`` among a meter's links (`links_of_meters`)."""
+    for linked_at, unlinked_at, account_id in links:
+        if linked_at <= at and (unlinked_at is None or unlinked_at > at):
+            return account_id
+    return None
+
+
+async def set_balance_status(session: AsyncSession, tenant_id: str, account_id: str, status: BalanceStatus) -> None:
+    """A change of state that has no event of its own (low back to normal)."""
+    await session.execute(update(account_balances).where(
+        _key(tenant_id, account_balances, account_id=account_id)).values(status=status.value))
+
+
+async def write_postings(session: AsyncSession, ledger: Sequence[Mapping[str, Any]],
+                         balances: Sequence[Mapping[str, Any]]) -> None:
+    """Ledger rows (`ledger_row`) appended and balance rows (as read, then moved) written back, one
+    statement each: what `emit` of a batch's charges and balance events leaves."""
+    if ledger:
+        await session.execute(insert(ledger_entries), list(ledger))
+    if balances:  # executemany: one prepared statement
+        await session.execute(update(account_balances).where(
+            account_balances.c.tenant_id == bindparam("_tenant"),
+            account_balances.c.account_id == bindparam("_account")), [
+            {"_tenant": row["tenant_id"], "_account": row["account_id"], "balance": row["balance"],
+             "status": row["status"], "updated_at": row["updated_at"]} for row in balances])
 
 
 async def balance_of(session: AsyncSession, tenant_id: str, account_id: str) -> dict[str, Any] | None:
@@ -495,7 +545,7 @@ async def emit_many(session: AsyncSession, events: Sequence[Envelope[Any]], bala
         payload, text = event.payload, row["message_value"].decode()
         account = changes.setdefault(payload.account_id, dict(balances[payload.account_id]))
         if isinstance(payload, LEDGER_TYPES):
-            ledger.append(_ledger_row(event, ZoneInfo(account["time_zone"]), text))
+            ledger.append(ledger_row(event, ZoneInfo(account["time_zone"]), text))
             keys += _payment_key_rows(event)
             account["balance"] += ledger[-1]["effect"]
             account["updated_at"] = event.recorded_at
