@@ -158,13 +158,16 @@ class RecordingDeadLetters(DeadLetters):
 
 
 class RecordingConsumer:
-    """Stands in for AIOKafkaConsumer in the one call _apply_partition makes on it."""
+    """Stands in for AIOKafkaConsumer in the two calls _apply_partition makes on it."""
 
     def __init__(self) -> None:
         self.commits: list[dict[TopicPartition, int]] = []
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         self.commits.append(offsets)
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return None  # nothing fetched: the lag gauge is left alone
 
 
 def _fresh(document: dict[str, Any]) -> bytes:
