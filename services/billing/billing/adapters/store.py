@@ -327,16 +327,7 @@ async def load_tariff(session: AsyncSession, tenant_id: str, tariff_id: str) -> 
 
 async def load_tariffs(session: AsyncSession, tenant_id: str, tariff_ids: Iterable[str]) -> dict[str, Tariff]:
     """`load_tariff` of each, in one query; tariffs never published are left out."""
-    wanted = sorted(set(tariff_ids))
-    if not wanted:
-        return {}
-    rows = await session.execute(select(tariff_events.c.tariff_id, tariff_events.c.envelope).where(
-        tariff_events.c.tenant_id == tenant_id, tariff_events.c.tariff_id.in_(wanted)).order_by(
-        tariff_events.c.tariff_id, tariff_events.c.seq))
-    found: dict[str, Tariff] = {}
-    for row in rows.all():
-        found[row.tariff_id] = tariff_core.evolve(found.get(row.tariff_id), decoded(row.envelope).payload)
-    return found
+    return await _folded(session, tariff_events, tariff_events.c.tariff_id, tenant_id, tariff_ids, tariff_core.evolve)
 
 
 async def account_paying(session: AsyncSession, tenant_id: str, meter_id: str, at: datetime) -> str | None:
@@ -468,12 +459,21 @@ async def accounts_to_settle(session: AsyncSession, last_closed: Callable[[ZoneI
 
 async def load_accounts(session: AsyncSession, tenant_id: str, account_ids: Sequence[str]) -> dict[str, Account]:
     """`load_account` of each; accounts never opened are left out."""
-    rows = await session.execute(select(account_events.c.account_id, account_events.c.envelope).where(
-        account_events.c.tenant_id == tenant_id, account_events.c.account_id.in_(account_ids)).order_by(
-        account_events.c.account_id, account_events.c.seq))
-    found: dict[str, Account] = {}
+    return await _folded(session, account_events, account_events.c.account_id, tenant_id, account_ids,
+                         account_core.evolve)
+
+
+async def _folded(session: AsyncSession, events: Table, key: Any, tenant_id: str, ids: Iterable[str],
+                  evolve: Callable[[Any, Any], Any]) -> dict[str, Any]:
+    """Each id's stored events folded in order, in one query; ids without events are left out."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(select(key.label("id"), events.c.envelope).where(
+        events.c.tenant_id == tenant_id, key.in_(wanted)).order_by(key, events.c.seq))
+    found: dict[str, Any] = {}
     for row in rows.all():
-        found[row.account_id] = account_core.evolve(found.get(row.account_id), decoded(row.envelope).payload)
+        found[row.id] = evolve(found.get(row.id), decoded(row.envelope).payload)
     return found
 
 
