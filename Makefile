@@ -10,6 +10,11 @@ SIMULATED_METERS ?= 1000
 # kustomize builds deploy/k8s in the suite; installed from the Go module proxy into .tools/bin.
 KUSTOMIZE_VERSION := v5.8.0
 KUSTOMIZE := .tools/bin/.kustomize-$(KUSTOMIZE_VERSION)
+# The console and portal (services/console/web): npm packages from package-lock.json, built by Vite.
+WEB := services/console/web
+WEB_DEPS := $(WEB)/node_modules/.installed
+WEB_DIST := $(WEB)/dist/index.html
+WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) $(addprefix $(WEB)/,index.html vite.config.ts tsconfig.json)
 
 .DEFAULT_GOAL := help
 
@@ -38,6 +43,16 @@ $(KUSTOMIZE):
 	GOBIN=$(CURDIR)/.tools/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	touch $@
 
+$(WEB_DEPS): $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20.19+ with npm is needed to build the console"; exit 1; }
+	cd $(WEB) && npm ci --no-audit --no-fund
+	touch $@
+
+$(WEB_DIST): $(WEB_DEPS) $(WEB_SOURCES)
+	cd $(WEB) && npm run build
+
+web: $(WEB_DIST) ## build the operator console and customer portal (type-check + Vite) into services/console/web/dist
+
 k8s-tools: $(KUSTOMIZE) ## install the pinned kustomize from the Go module proxy into .tools/bin
 
 k8s: $(STAMP) ## regenerate deploy/k8s/base and components/monitoring from the registry, catalog and dashboard (commit)
@@ -46,10 +61,10 @@ k8s: $(STAMP) ## regenerate deploy/k8s/base and components/monitoring from the r
 k8s-check: $(STAMP) $(KUSTOMIZE) ## build every deploy/k8s overlay and validate it offline (part of make test)
 	$(BIN)/pytest -q tests/deploy
 
-run: $(STAMP) $(KAFKA_JARS) ## start the broker, every service and ~1000 simulated meters (Ctrl-C stops all)
+run: $(STAMP) $(KAFKA_JARS) $(WEB_DIST) ## start the broker, every service, the console on :8007 and ~1000 simulated meters (Ctrl-C stops all)
 	$(BIN)/amiflow up --simulate $(SIMULATED_METERS)
 
-test: $(STAMP) $(KAFKA_JARS) $(KUSTOMIZE) ## the whole suite: unit, integration and end-to-end on real Kafka and PostgreSQL
+test: $(STAMP) $(KAFKA_JARS) $(KUSTOMIZE) $(WEB_DIST) ## the whole suite: unit, integration and end-to-end on real Kafka and PostgreSQL
 	$(BIN)/pytest
 
 bench: $(STAMP) $(KAFKA_JARS) ## the benchmark (~25 min): B0 raw Kafka, pipeline, latency, settlement, gateway, decode → bench-results/latest/
@@ -77,7 +92,7 @@ kafka-start: $(KAFKA_JARS) ## start a detached local broker on 127.0.0.1:9092 (d
 kafka-stop: ## stop the detached local broker
 	$(BIN)/amiflow kafka stop
 
-clean: ## remove the local data folder (SQLite files, broker storage); keeps the venv and jar cache
+clean: ## remove the local data folder (SQLite files, broker storage); keeps the venv, jar cache and node_modules
 	rm -rf data
 
-.PHONY: help venv kafka-jars k8s-tools k8s k8s-check run test bench test-unit lint schemas lock kafka-start kafka-stop clean
+.PHONY: help venv kafka-jars web k8s-tools k8s k8s-check run test bench test-unit lint schemas lock kafka-start kafka-stop clean

@@ -43,6 +43,7 @@ SERVICES = ("identity", "ingest", "vee", "billing", "commands", "notify")
 ROLES = ("api", "worker")
 DEFAULT_API_PORTS = {"ingest": 8001, "vee": 8002, "billing": 8003, "commands": 8004, "notify": 8005,
                      "identity": 8006}
+DEFAULT_CONSOLE_PORT = 8007  # the operator console and customer portal (services/console), api-only
 IDENTITY_READY_TIMEOUT_S = 180.0
 DEFAULT_MAILBOX_PORT = 2525  # `up`'s local mailbox for the demo tenant's e-mail
 DEFAULT_GATEWAY_PORT = 9100
@@ -225,6 +226,10 @@ def api_port(service: str) -> int:
     return _env_int(f"{service.upper()}_API_PORT", DEFAULT_API_PORTS[service])
 
 
+def console_port() -> int:
+    return _env_int("CONSOLE_API_PORT", DEFAULT_CONSOLE_PORT)
+
+
 def ops_port(service: str) -> int:
     """The worker's health/metrics port: <SVC>_OPS_PORT, else the API port + 100."""
     return _env_int(f"{service.upper()}_OPS_PORT", api_port(service) + OPS_PORT_OFFSET)
@@ -307,7 +312,7 @@ def format_topic_table(specs: Iterable[Any], created: Iterable[str] = ()) -> str
 # amiflow up
 
 
-def banner(services: Sequence[str], bootstrap: str, folder: Path) -> str:
+def banner(services: Sequence[str], bootstrap: str, folder: Path, console: bool = False) -> str:
     """Where everything listens, printed once the children are started."""
     lines = ["", "amiflow is starting:"]
     for svc in services:
@@ -317,6 +322,9 @@ def banner(services: Sequence[str], bootstrap: str, folder: Path) -> str:
     if "ingest" in services:
         gateway = _env_int("INGEST_GATEWAY_PORT", DEFAULT_GATEWAY_PORT)
         lines.append(f"  DTU gateway      tcp://127.0.0.1:{gateway}")
+    if console:
+        lines.append(f"  console          http://127.0.0.1:{console_port()}/console/   "
+                     f"portal http://127.0.0.1:{console_port()}/portal/")
     if "identity" in services:
         lines.append(f"  admin login      user admin, password in {_identity_files(folder)[0]}")
     if "notify" in services and "NOTIFY_TENANT_CHANNELS" not in os.environ:
@@ -437,8 +445,17 @@ def _bring_up(args: argparse.Namespace, sup: Supervisor, broker: LocalKafka | No
         if "identity" in args.services:  # the simulator calls the APIs as the demo tenant's admin client
             simulator_env["AMIFLOW_API_TOKEN"] = simulator_token(folder)
         sup.spawn("simulator", simulator_command(args.simulate), simulator_env)
-    sup.say(banner(args.services, bootstrap, folder))
+    if args.console:
+        _start_console(sup, env, args.services)
+    sup.say(banner(args.services, bootstrap, folder, console=args.console))
     return sup.watch()
+
+
+def _start_console(sup: Supervisor, env: dict[str, str], services: Sequence[str]) -> None:
+    """The web console and portal, proxying to the APIs of the services started here."""
+    console_env = dict(env)
+    console_env["CONSOLE_UPSTREAMS"] = json.dumps({svc: f"http://127.0.0.1:{api_port(svc)}" for svc in services})
+    sup.spawn("console-api", [sys.executable, "-m", "console.main", "api"], console_env)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -544,6 +561,8 @@ def _add_up(sub: Any) -> None:
     up.add_argument("--kafka-port", type=int, default=9092, help="local broker port (default: 9092)")
     up.add_argument("--simulate", type=int, default=0, metavar="N",
                     help="also run N simulated meters behind simulated DTUs against the gateway")
+    up.add_argument("--no-console", dest="console", action="store_false",
+                    help="do not serve the web console and portal (port CONSOLE_API_PORT, default 8007)")
     _data_dir_option(up)
     up.set_defaults(handler=cmd_up)
 
