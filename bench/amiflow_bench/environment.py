@@ -123,7 +123,7 @@ def platform(env: BenchEnv, services: Sequence[str], name: str, extra_env: dict[
     log_file = folder / "amiflow-up.log"
     with open(log_file, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "amiflow_runtime.cli", "up", "--no-broker",
-                                    "--services", ",".join(services)],
+                                    "--no-console", "--services", ",".join(services)],
                                    env=run_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     running = Platform(services, api, run_env, log_file, process, gateway_port)
     try:
