@@ -5,9 +5,13 @@
 # shared dependency layer is the same for all six, so a node pulls it once), a change to notify rolls out
 # only notify, and the entrypoint is fixed per image, so a manifest can only choose the role
 # (api | worker | migrate, or a service's tool such as billing's `rebuild`). The `toolbox` target holds every
-# service and the `amiflow` CLI with pg_dump for backup, restore and replays (deploy/RUNBOOK.md).
-# The base image is pinned by tag; pin it by digest too where the registry allows (tests/deploy checks the tag).
+# service and the `amiflow` CLI with pg_dump for backup, restore and replays (deploy/RUNBOOK.md). The `console`
+# target serves the operator console and customer portal, built from services/console/web in the `web` stage.
+# The base images are pinned by tag; pin them by digest too where the registry allows (tests/deploy checks the tags).
 ARG PYTHON_IMAGE=python:3.11.14-slim-trixie
+# Node.js of the console's build (package.json `engines`: Vite needs 20.19 or newer); only its output, static
+# files, reaches an image.
+ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 
 # Wheels from the lock, hashes checked; the compiler needed by any sdist stays in this stage.
 FROM ${PYTHON_IMAGE} AS dependencies
@@ -70,6 +74,26 @@ FROM platform AS identity
 COPY services/identity/identity /app/identity
 EXPOSE 8006 8106
 ENTRYPOINT ["python", "-m", "identity.main"]
+CMD ["api"]
+
+# The console's web app: packages exactly as package-lock.json has them (npm ci checks their integrity hashes),
+# the manifest and lock first so the install layer is reused while only sources change; `npm run build`
+# type-checks (vue-tsc) and bundles (Vite) into dist/.
+FROM ${NODE_IMAGE} AS web
+WORKDIR /web
+COPY services/console/web/package.json services/console/web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY services/console/web/ ./
+RUN npm run build
+
+# Pages and assets from the web stage (no Node.js, no node_modules), served with the proxy to the APIs;
+# CONSOLE_WEB_DIST tells the console where they are, and /readyz fails if they are missing.
+FROM platform AS console
+COPY services/console/console /app/console
+COPY --from=web /web/dist /app/web
+ENV CONSOLE_WEB_DIST=/app/web
+EXPOSE 8007
+ENTRYPOINT ["python", "-m", "console.main"]
 CMD ["api"]
 
 # Operations: `amiflow backup|restore|audit|topics`, every service's tools; pg_dump/pg_restore from Debian

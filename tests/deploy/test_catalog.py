@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from amiflow_schemas.topics import EVERY_SERVICE, TOPICS
 from billing.config import BillingSettings
+from console.config import UPSTREAM_PORTS, ConsoleSettings
 from notify.config import NotifySettings
 from vee.config import VeeSettings
 
-from deploy.k8s.generate.catalog import SERVICES, Service
+from deploy.k8s.generate.catalog import CONSOLE, SERVICES, Service, service_named
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMED_TOPIC = re.compile(r"topic_named\(\s*\"([^\"]+)\"\s*\)|\"(amiflow\.[a-z.-]+)\"")
@@ -61,3 +62,19 @@ def test_every_topic_has_a_writer_and_every_written_topic_exists() -> None:
     written = {t for s in SERVICES for t in s.writes}
     assert written <= registered
     assert registered <= written
+
+
+def test_the_console_forwards_to_every_api_at_the_port_the_catalog_gives_it() -> None:
+    assert CONSOLE.api_port == ConsoleSettings.default_api_port
+    assert {name: service_named(name).api_port for name in CONSOLE.upstreams} == UPSTREAM_PORTS
+    assert {name: service_named(name).api_port for name in UPSTREAM_PORTS} == UPSTREAM_PORTS
+
+
+def test_the_console_uses_neither_kafka_nor_a_database() -> None:
+    # Why the catalog gives it no KafkaUser, no Database and no worker: its code has no client of either.
+    assert CONSOLE.name not in {s.name for s in SERVICES}
+    assert not [t.name for t in TOPICS if t.producer == CONSOLE.name]
+    sources = "\n".join(p.read_text() for p in (ROOT / "services" / "console" / "console").glob("*.py"))
+    assert sources, "the console's package is where the catalog says"
+    assert not re.findall(r"^\s*(?:from|import)\s+(aiokafka|faust|sqlalchemy|asyncpg|alembic)\b", sources, re.M)
+    assert "database_url" not in sources and "Subscription" not in sources

@@ -12,7 +12,7 @@ import pytest
 from amiflow_schemas.registry import EVENT_TYPES
 from amiflow_schemas.topics import TOPICS
 
-from deploy.k8s.generate.catalog import SERVICES
+from deploy.k8s.generate.catalog import CONSOLE, SERVICES
 from deploy.k8s.generate.monitoring import DASHBOARD, KUBE_STATE_METRICS
 from deploy.k8s.generate.promql import TARGET_LABELS, Selector, selectors
 from deploy.k8s.generate.validation import ROOT, named
@@ -133,20 +133,22 @@ def test_the_dashboard_config_map_is_the_json_file_for_the_grafana_sidecar(rende
 def test_the_service_monitors_scrape_every_api_and_worker_on_its_named_port(rendered: Rendered) -> None:
     docs = rendered["prod"]
     monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
-    for service in SERVICES:
-        for role, port_name in (("api", "http"), ("worker", "ops")):
-            target = named(docs, "Service", f"{service.name}-{role}")
+    processes = [*((s.name, (("api", "http"), ("worker", "ops"))) for s in SERVICES),
+                 (CONSOLE.name, (("api", "http"),))]
+    for name, roles in processes:
+        for role, port_name in roles:
+            target = named(docs, "Service", f"{name}-{role}")
             labels = target["metadata"]["labels"]
             port_names = {p["name"] for p in target["spec"]["ports"]}
             scraping = [m for m in monitors
                         if all(labels.get(k) == v for k, v in m["spec"]["selector"]["matchLabels"].items())
                         and any(e["port"] in port_names for e in m["spec"]["endpoints"])]
-            assert len(scraping) == 1, f"{service.name}-{role} is scraped once"
+            assert len(scraping) == 1, f"{name}-{role} is scraped once"
             (endpoint,) = scraping[0]["spec"]["endpoints"]
             assert (endpoint["port"], endpoint["path"]) == (port_name, "/metrics")
             # ... and the pod admits Prometheus on that port.
             port = next(p["port"] for p in target["spec"]["ports"] if p["name"] == port_name)
-            ingress = named(docs, "NetworkPolicy", f"{service.name}-{role}")["spec"]["ingress"]
+            ingress = named(docs, "NetworkPolicy", f"{name}-{role}")["spec"]["ingress"]
             assert any({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
                        in rule["from"] and {"protocol": "TCP", "port": port} in rule["ports"] for rule in ingress)
 

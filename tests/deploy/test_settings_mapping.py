@@ -13,19 +13,20 @@ import pytest
 from amiflow_runtime.config import Environment, ServiceSettings
 from billing.config import BillingSettings
 from commands.config import CommandsSettings
+from console.config import ConsoleSettings
 from identity.config import IdentitySettings
 from ingest.config import IngestSettings
 from notify.config import NotifySettings
 from pydantic import AliasChoices
 from vee.config import VeeSettings
 
-from deploy.k8s.generate.catalog import SERVICES
+from deploy.k8s.generate.catalog import CONSOLE, SERVICES
 from deploy.k8s.generate.validation import OVERLAYS
 
 Rendered = dict[str, list[dict[str, Any]]]
 SETTINGS: dict[str, type[ServiceSettings]] = {
     "ingest": IngestSettings, "vee": VeeSettings, "billing": BillingSettings, "commands": CommandsSettings,
-    "notify": NotifySettings, "identity": IdentitySettings,
+    "notify": NotifySettings, "identity": IdentitySettings, "console": ConsoleSettings,
 }
 # Read by the PostgreSQL driver (asyncpg), not by the settings: the credentials stay out of the URL.
 DRIVER_VARIABLES = {"PGUSER", "PGPASSWORD", "PGSSLMODE", "PGSSLROOTCERT"}
@@ -61,7 +62,8 @@ def _containers(documents: list[dict[str, Any]]) -> list[tuple[str, dict[str, An
 
 def resolved_environment(documents: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str]:
     """The container's variables as the kubelet sets them: ConfigMaps in order, then env; secrets stand-ins;
-    optional secrets taken as absent (the worse case)."""
+    optional secrets taken as absent (the worse case); a ConfigMap key that is not there is absent if the
+    reference is optional, and stops the pod (here: raises) if it is not."""
     maps = {d["metadata"]["name"]: d.get("data", {}) for d in documents if d["kind"] == "ConfigMap"}
     environment: dict[str, str] = {}
     for source in container.get("envFrom", []):
@@ -72,7 +74,12 @@ def resolved_environment(documents: list[dict[str, Any]], container: dict[str, A
         elif (secret := variable["valueFrom"].get("secretKeyRef")) and not secret.get("optional"):
             environment[variable["name"]] = SECRET_VALUE
         elif (config := variable["valueFrom"].get("configMapKeyRef")):
-            environment[variable["name"]] = maps[config["name"]][config["key"]]
+            value = maps[config["name"]].get(config["key"])
+            if value is not None:
+                environment[variable["name"]] = value
+            elif not config.get("optional"):
+                raise LookupError(f"{variable['name']}: ConfigMap {config['name']} has no key {config['key']}, "
+                                  "and the reference is not optional: the container would not start")
     return environment
 
 
@@ -138,6 +145,40 @@ def test_the_manifests_settings_start_every_process(rendered: Rendered, overlay:
             assert ports["ops"] == settings.resolved_ops_port
         for name in environment:
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_manifests_settings_start_the_console(rendered: Rendered, overlay: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in setting_names(ConsoleSettings) | DRIVER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    (container,) = [c for _, c in _containers(rendered[overlay]) if _service_of(c) == CONSOLE.name]
+    environment = resolved_environment(rendered[overlay], container)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = ConsoleSettings()
+    assert settings.environment is (Environment.DEVELOPMENT if overlay == "dev" else Environment.PRODUCTION)
+    assert settings.upstreams == CONSOLE.upstream_urls()  # every API named: none falls back to 127.0.0.1
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": settings.resolved_api_port}
+    assert settings.api_host == "0.0.0.0"  # a pod's address
+    # Pages show local days in the zone the services bucket and settle in: the platform's, not a default.
+    platform = next(d for d in rendered[overlay] if d["kind"] == "ConfigMap"
+                    and d["metadata"]["name"] == "amiflow-platform")["data"]
+    assert settings.time_zone == platform["AMIFLOW_TIME_ZONE"]
+    assert settings.otel_exporter_otlp_endpoint == platform.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    # No database and no Kafka: none of their settings reaches it (Kafka's would ask for a user it lacks).
+    assert not [n for n in environment if n.startswith(("KAFKA_", "PG")) or n.endswith("DATABASE_URL")]
+
+
+def test_a_console_reading_a_platform_setting_that_is_not_there_is_reported(rendered: Rendered) -> None:
+    documents = copy.deepcopy(rendered["prod"])
+    platform = next(d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "amiflow-platform")
+    container = next(c for _, c in _containers(documents) if _service_of(c) == CONSOLE.name)
+    del platform["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"]  # optional: the dev overlay removes it
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in resolved_environment(documents, container)
+    del platform["data"]["AMIFLOW_ENV"]  # required: the kubelet would not start the container
+    with pytest.raises(LookupError, match="AMIFLOW_ENV"):
+        resolved_environment(documents, container)
 
 
 def test_identity_without_its_key_in_production_is_refused(rendered: Rendered, monkeypatch: pytest.MonkeyPatch) -> None:

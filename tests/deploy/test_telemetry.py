@@ -25,9 +25,15 @@ def _pods(documents: list[Document]) -> list[tuple[str, Document]]:
 
 
 def _variable(documents: list[Document], container: Document, name: str) -> str | None:
-    """The value a container sees for `name`: its env, else the last ConfigMap of its envFrom that has it."""
+    """The value a container sees for `name`: its env (a value, or a ConfigMap's key), else the last ConfigMap
+    of its envFrom that has it."""
     for variable in container.get("env", []):
         if variable["name"] == name:
+            reference = variable.get("valueFrom", {}).get("configMapKeyRef")
+            if reference:
+                found: str | None = named(documents, "ConfigMap", reference["name"]).get("data", {}).get(
+                    reference["key"])
+                return found
             value: str | None = variable.get("value")
             return value
     value = None
@@ -95,7 +101,7 @@ def test_production_exports_spans_to_the_collector_and_development_does_not(rend
     assert ENDPOINT not in named(rendered["dev"], "ConfigMap", "amiflow-platform")["data"]
     prod_processes = [c for _, pod in _pods(rendered["prod"]) for c in pod["spec"]["containers"]
                       if _variable(rendered["prod"], c, ENDPOINT)]
-    assert len(prod_processes) == 13, "every API, every worker and the backup job"
+    assert len(prod_processes) == 14, "every API, every worker, the console and the backup job"
 
 
 def test_a_process_whose_policy_lacks_the_collector_rule_is_reported(rendered: Rendered) -> None:

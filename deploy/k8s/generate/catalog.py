@@ -4,6 +4,9 @@ Reads are the `Subscription`s and `inbox_agent`s of each `services/<name>/<name>
 `rebuild` tool); writes are the registry's producer of each topic plus the topics a service writes
 without owning them (deploy/kafka-acls.md says why for each). tests/deploy checks this catalog
 against main.py and the registry, so it cannot silently fall behind the code.
+
+The console (`CONSOLE`) is not one of `SERVICES`: it has no database, no Kafka user and no worker, only
+the APIs it proxies to (tests/deploy checks them against console/config.py).
 """
 
 from __future__ import annotations
@@ -138,3 +141,35 @@ SERVICES: tuple[Service, ...] = (
 def service_named(name: str) -> Service:
     """The catalog entry of one service."""
     return next(s for s in SERVICES if s.name == name)
+
+
+@dataclass(frozen=True)
+class Console:
+    """The operator console and customer portal (services/console): one stateless process that serves the
+    built web app and forwards `/api/<service>/…` to that service's API. It holds no data and no secret."""
+
+    name: str
+    api_port: int
+    # The services whose APIs it forwards to (console/config.py UPSTREAM_PORTS).
+    upstreams: tuple[str, ...]
+    # Platform settings (ConfigMap amiflow-platform) it reads, each as (name, optional). Not the whole map:
+    # its Kafka settings ask for a SASL user the console does not have, and ServiceSettings refuses them
+    # half-set. Optional ones are those an overlay may leave out (dev has no collector) or that are unset
+    # unless a tenant needs them.
+    platform_settings: tuple[tuple[str, bool], ...]
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.name.upper()}_"
+
+    def upstream_urls(self) -> dict[str, str]:
+        """Each API by its in-cluster Service (namespace-relative: the overlays choose the namespace)."""
+        return {name: f"http://{name}-api:{service_named(name).api_port}" for name in self.upstreams}
+
+
+CONSOLE = Console(
+    name="console", api_port=8007,
+    upstreams=tuple(s.name for s in SERVICES),
+    platform_settings=(("AMIFLOW_ENV", False), ("AMIFLOW_TIME_ZONE", False), ("AMIFLOW_TENANT_TIME_ZONES", True),
+                       ("LOG_LEVEL", False), ("LOG_FORMAT", False), ("OTEL_EXPORTER_OTLP_ENDPOINT", True)),
+)

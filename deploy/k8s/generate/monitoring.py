@@ -30,7 +30,8 @@ def service_monitors() -> list[dict[str, Any]]:
 
     ServiceMonitors rather than PodMonitors: the Services and their named ports exist already, and the
     scrape's `service` label (`vee-api`, `vee-worker`) tells an API's series from its worker's without
-    relabelling. ingest-gateway is a worker Service without an `ops` port, so it yields no target.
+    relabelling. ingest-gateway is a worker Service without an `ops` port, so it yields no target. The console's
+    Service `console-api` is an API's (component `api`, port `http`): `amiflow-api` scrapes it too.
     """
     return [{
         "apiVersion": MONITORING_API, "kind": "ServiceMonitor",

@@ -1,10 +1,12 @@
-"""Who may talk to whom: default deny, then per process exactly its peers; the Ingress of the APIs."""
+"""Who may talk to whom: default deny, then per process exactly its peers; the Ingress of the APIs.
+(The console's policy and Ingress are in console.py; the APIs' side of it, admitting the console, is here.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from deploy.k8s.generate.catalog import (
+    CONSOLE,
     KAFKA_CLUSTER,
     KAFKA_TLS_PORT,
     OTEL_COLLECTOR_NAMESPACE,
@@ -21,7 +23,7 @@ MONITORING_NAMESPACE = "monitoring"
 IDENTITY_PORT = 8006
 
 
-def _namespace(name: str) -> dict[str, Any]:
+def namespace_peer(name: str) -> dict[str, Any]:
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
 
@@ -29,7 +31,7 @@ def _tcp(*ports: int) -> list[dict[str, Any]]:
     return [{"protocol": "TCP", "port": p} for p in ports]
 
 
-DNS = {"to": [{**_namespace("kube-system"), "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+DNS = {"to": [{**namespace_peer("kube-system"), "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
 KAFKA = {"to": [{"podSelector": {"matchLabels": {"strimzi.io/cluster": KAFKA_CLUSTER,
                                                  "strimzi.io/broker-role": "true"}}}],
@@ -38,8 +40,16 @@ POSTGRES = {"to": [{"podSelector": {"matchLabels": {"cnpg.io/cluster": POSTGRES_
 IDENTITY = {"to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "identity",
                                                     "app.kubernetes.io/component": "api"}}}],
             "ports": _tcp(IDENTITY_PORT)}
+# The console's pods, which forward the browser's calls to every API (deploy/k8s/generate/console.py).
+CONSOLE_PODS = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": CONSOLE.name,
+                                                "app.kubernetes.io/component": "api"}}}
 # Any pod of the collector's namespace: the collector's own labels differ between its charts and operator.
-OTEL_COLLECTOR = {"to": [_namespace(OTEL_COLLECTOR_NAMESPACE)], "ports": _tcp(OTLP_HTTP_PORT)}
+OTEL_COLLECTOR = {"to": [namespace_peer(OTEL_COLLECTOR_NAMESPACE)], "ports": _tcp(OTLP_HTTP_PORT)}
+
+
+def api_peer(service: Service) -> dict[str, Any]:
+    """The pods of a service's API (a policy names pods, not the Service in front of them)."""
+    return {"podSelector": {"matchLabels": selector(service, "api")}}
 
 
 def default_deny() -> dict[str, Any]:
@@ -51,9 +61,11 @@ def default_deny() -> dict[str, Any]:
 
 def _ingress_rules(service: Service, role: str) -> list[dict[str, Any]]:
     port = service.api_port if role == "api" else service.ops_port
-    rules = [{"from": [_namespace(MONITORING_NAMESPACE)], "ports": _tcp(port)}]  # /metrics scrapes
+    rules = [{"from": [namespace_peer(MONITORING_NAMESPACE)], "ports": _tcp(port)}]  # /metrics scrapes
     if role == "api":
-        rules.append({"from": [_namespace(INGRESS_NAMESPACE)], "ports": _tcp(port)})
+        rules.append({"from": [namespace_peer(INGRESS_NAMESPACE)], "ports": _tcp(port)})
+        if service.name in CONSOLE.upstreams:
+            rules.append({"from": [CONSOLE_PODS], "ports": _tcp(port)})
     if service.name == "identity" and role == "api":  # every API fetches the token keys (JWKS)
         rules.append({"from": [{"podSelector": {"matchLabels": dict(PART_OF)}}], "ports": _tcp(port)})
     if service.name == "ingest" and role == "worker":  # DTUs log in from anywhere on the Internet

@@ -28,8 +28,9 @@ def platform_config() -> dict[str, Any]:
             "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
             "KAFKA_SSL_CAFILE": f"{KAFKA_CA_DIR}/ca.crt",
             "AMIFLOW_AUTH_JWKS_URL": "http://identity-api:8006/.well-known/jwks.json",
-            # Every call arrives through the ingress controller: without its address here, the login throttle
-            # would count all callers as one address. Narrow it to the controller's pod network per cluster.
+            # Every call arrives through the ingress controller, and the browser's through the console as well:
+            # without their addresses here, the login throttle would count all callers as one address. Narrow
+            # it to the pod network of the controller and the console per cluster.
             "AMIFLOW_TRUSTED_PROXIES": "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
             "AMIFLOW_TIME_ZONE": "Asia/Shanghai",
             "LOG_LEVEL": "INFO",

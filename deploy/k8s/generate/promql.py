@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 # The composition roots: importing them registers every metric their processes serve on /metrics.
 SERVICE_MODULES = ("ingest.main", "vee.main", "billing.main", "commands.main", "notify.main", "identity.main",
-                   "amiflow_runtime.metrics", "amiflow_runtime.http_metrics")
+                   "console.main", "amiflow_runtime.metrics", "amiflow_runtime.http_metrics")
 # Labels Prometheus adds to every series a ServiceMonitor scrapes (the target's), not the process.
 TARGET_LABELS = frozenset({"namespace", "service", "pod", "container", "endpoint", "job", "instance"})
 # Words of PromQL that look like names but are operators, modifiers or literals.

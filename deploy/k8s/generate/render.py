@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from deploy.k8s.generate import kafka, monitoring, network, platform, postgres, workloads
-from deploy.k8s.generate.catalog import NAMESPACE, SERVICES
+from deploy.k8s.generate import console, kafka, monitoring, network, platform, postgres, workloads
+from deploy.k8s.generate.catalog import CONSOLE, NAMESPACE, SERVICES
 
 BASE = Path(__file__).resolve().parents[1] / "base"
 MONITORING = Path(__file__).resolve().parents[1] / "components" / "monitoring"
@@ -40,12 +40,13 @@ def files() -> dict[str, str]:
     """Every file of the base, by path relative to it, with its text."""
     found = {
         "namespace.yaml": _documents([platform.namespace(), platform.platform_config(), network.default_deny()]),
-        "ingress.yaml": _documents([network.ingress()]),
+        "ingress.yaml": _documents([network.ingress(), console.ingress()]),
         "kafka/cluster.yaml": _documents(kafka.kafka_cluster()),
         "kafka/topics.yaml": _documents(kafka.topics()),
         "kafka/users.yaml": _documents(kafka.users()),
         "postgres/cluster.yaml": _documents(postgres.resources()),
         **{f"services/{s.name}.yaml": _documents(_service_resources(s.name)) for s in SERVICES},
+        f"services/{CONSOLE.name}.yaml": _documents(console.resources()),
     }
     kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                      "namespace": NAMESPACE, "resources": list(found)}

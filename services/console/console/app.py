@@ -89,7 +89,9 @@ def _forwarded_for(request: Request) -> str:
 def _upstream_headers(request: Request) -> dict[str, str]:
     headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
     headers["x-forwarded-for"] = _forwarded_for(request)
-    headers["x-forwarded-proto"] = request.url.scheme
+    # Behind an Ingress the console itself is reached over http: the scheme the browser used is what the
+    # Ingress said, if it said anything.
+    headers["x-forwarded-proto"] = request.headers.get("x-forwarded-proto") or request.url.scheme
     headers["x-forwarded-host"] = request.headers.get("host", "")
     inject(headers)  # the trace continues into the service: one trace from the click to the database
     return headers

@@ -48,3 +48,13 @@ router.beforeEach((to) => {
   if (app === "portal" && !isCustomer.value) return { path: "/console/overview" };
   return true;
 });
+
+// After a release the hashed file names change: a page opened before it asks for a screen that is gone.
+// Load the new release once instead of showing nothing (sessionStorage keeps this from looping).
+router.onError((error, to) => {
+  const stale = /Failed to fetch dynamically imported module|Importing a module script failed/i.test(String(error));
+  if (stale && sessionStorage.getItem("amiflow.reloaded") !== to.fullPath) {
+    sessionStorage.setItem("amiflow.reloaded", to.fullPath);
+    window.location.assign(to.fullPath);
+  }
+});
