@@ -8,6 +8,7 @@ start their own (a missing java, mvn or initdb is an error with the reason, not 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
@@ -195,13 +196,25 @@ def wait_until_ready(process: Any, urls: Sequence[str], timeout_s: float, descri
 
 
 def stop_platform(process: Any, timeout_s: float = 60.0) -> None:
-    """What Ctrl-C does (the CLI stops every child); the whole process group is killed if that hangs."""
+    """What Ctrl-C does (the CLI stops every child); the whole process group is killed if that hangs, and any
+    child still alive after that (each runs in its own session, out of the group's reach) is killed too — a
+    benchmark run once left eight service processes behind, busy, skewing every figure after it."""
     import signal
     import subprocess
 
+    import psutil
+
+    try:
+        children = psutil.Process(process.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
     process.send_signal(signal.SIGINT)
     try:
         process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            if child.is_running():
+                child.kill()
