@@ -7,8 +7,8 @@ from datetime import datetime, time
 from typing import Annotated, Any
 from uuid import UUID
 
-from amiflow_runtime.auth import ACCOUNT_DATA, CONFIGURATION
-from amiflow_runtime.http import RuntimeDep, Tenant
+from amiflow_runtime.auth import ACCOUNT_DATA, CONFIGURATION, Permission, needs
+from amiflow_runtime.http import Caller, RuntimeDep, Tenant
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -131,6 +131,51 @@ async def account_contacts(account_id: str, runtime: RuntimeDep, tenant: Tenant)
         found = [await store.contact(session, tenant, contact_id)
                  for contact_id, _ in await store.contacts_of_account(session, tenant, account_id)]
     return [f for f in found if f is not None]
+
+
+class OwnContactBody(BaseModel):
+    """What an account holder may set of their own contact: where and how to be told (not whom it concerns)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(max_length=200)] | None = None
+    email: str | None = None
+    phone: str | None = None
+    wechat_openid: str | None = None
+    channels: list[Channel] = [Channel.SMS, Channel.EMAIL, Channel.WECHAT]
+    language: Language = Language.ZH_CN
+    quiet_start: time | None = None
+    quiet_end: time | None = None
+    time_zone: str | None = None
+    opted_out: list[Topic] = []
+
+
+# A customer may change their own account's contacts (the portal's notification preferences); staff need operate.
+OWN_CONTACT = needs(Permission.OPERATE, customer_account_param="account_id")
+
+
+@router.put("/accounts/{account_id}/contacts/{contact_id}", openapi_extra=OWN_CONTACT, response_model=ContactView,
+            responses={404: {"description": "The contact belongs to another account"}})
+async def save_own_contact(account_id: Annotated[str, Id], contact_id: Annotated[str, Id], body: OwnContactBody,
+                           runtime: RuntimeDep, tenant: Tenant, caller: Caller) -> dict[str, Any]:
+    """Create or replace a contact of this account, as the account holder (or staff for them): the same checks
+    as `PUT /v1/contacts/{id}`, always a customer contact of this account, signed by the caller."""
+    try:
+        checked = ContactBody(audience=Audience.CUSTOMER, account_id=account_id, updated_by=caller.subject[:64],
+                              **body.model_dump())
+    except ValueError as exc:
+        raise HTTPException(422, detail={"problem": "invalid_contact", "reason": str(exc)}) from None
+    now = runtime.clock.now()
+    async with runtime.sessions() as session, session.begin():
+        existing = await store.contact(session, tenant, contact_id)
+        if existing is not None and existing["account_id"] != account_id:
+            # Another account's contact: the caller learns nothing of it.
+            raise HTTPException(404, detail={"problem": "unknown_contact", "reason": f"no contact {contact_id}"})
+        await store.save_contact(session, tenant, contact_id, Audience.CUSTOMER, account_id, None, None,
+                                 checked.contact(), checked.updated_by, now)
+        found = await store.contact(session, tenant, contact_id)
+    assert found is not None
+    return found
 
 
 class SubscriptionBody(BaseModel):

@@ -189,3 +189,32 @@ async def test_contacts_are_checked_when_saved_and_opt_outs_suppress_routine_top
     [suppressed] = await notify.log(account_id="ACC-0002")
     assert suppressed["status"] == "suppressed" and "opted out" in suppressed["reason"]
     assert (await notify.http.get("/v1/contacts/NOPE", headers=HEADERS)).status_code == 404
+
+
+async def test_an_account_holder_sets_their_own_contact_preferences_and_no_one_elses(notify: Notify) -> None:
+    from amiflow_runtime.testing import auth_headers
+
+    holder = {**auth_headers(TENANT, ("customer",), account_id="ACC-0007", subject="cust-7"), **HEADERS}
+    wanted = {"email": "li.wei@example.cn", "channels": ["email"], "language": "en", "quiet_start": "21:00",
+              "quiet_end": "08:00", "opted_out": ["balance_low"]}
+    saved = await notify.http.put("/v1/accounts/ACC-0007/contacts/C-7", json=wanted, headers=holder)
+    assert saved.status_code == 200, saved.text
+    body = saved.json()
+    assert (body["account_id"], body["audience"], body["updated_by"]) == ("ACC-0007", "customer", "cust-7")
+    assert body["contact"]["opted_out"] == ["balance_low"]
+    mine = await notify.http.get("/v1/accounts/ACC-0007/contacts", headers=holder)
+    assert [c["contact_id"] for c in mine.json()] == ["C-7"]
+    # The same checks as staff's route, answered with the reason.
+    bad = await notify.http.put("/v1/accounts/ACC-0007/contacts/C-7", json={"email": "nope"}, headers=holder)
+    assert bad.status_code == 422 and "email" in bad.text.lower()
+    # Another account's path, or another account's contact id under one's own path: not found.
+    other = await notify.http.put("/v1/accounts/ACC-0008/contacts/C-8", json=wanted, headers=holder)
+    assert other.status_code == 404
+    await notify.contact("C-8", account_id="ACC-0008", email="someone@example.cn")
+    hijack = await notify.http.put("/v1/accounts/ACC-0007/contacts/C-8", json=wanted, headers=holder)
+    assert hijack.status_code == 404
+    assert (await notify.http.get("/v1/contacts/C-8", headers=HEADERS)).json()["account_id"] == "ACC-0008"
+    # A customer still cannot use staff's route.
+    staff_route = await notify.http.put("/v1/contacts/C-7", json={**wanted, "account_id": "ACC-0007",
+                                                                  "updated_by": "cust-7"}, headers=holder)
+    assert staff_route.status_code == 403

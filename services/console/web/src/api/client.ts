@@ -38,7 +38,9 @@ export function url(service: Service, path: string, query?: Query): string {
 
 function reasonOf(status: number, body: unknown): { problem: string; reason: string } {
   if (body && typeof body === "object") {
-    const b = body as Record<string, unknown>;
+    let b = body as Record<string, unknown>;
+    // The services answer their own refusals as {"detail": {"problem", "reason"}}; FastAPI's as {"detail": "…"}.
+    if (b.detail && typeof b.detail === "object" && !Array.isArray(b.detail)) b = { ...b, ...(b.detail as object), detail: undefined };
     const errors = Array.isArray(b.errors)
       ? (b.errors as { location?: string; reason?: string }[]).map((e) => `${e.location}: ${e.reason}`).join("; ")
       : "";
