@@ -17,7 +17,7 @@ from amiflow_schemas.events.readings import ReadingReceived
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ingest.adapters import db
+from ingest.adapters import db, reports_db
 from ingest.core.batches import ItemVerdict, decide_batch, reading_key
 from ingest.core.readings import PRODUCER, Outcome, check_clock, fingerprint, received_event
 
@@ -68,6 +68,8 @@ async def _submit_once(runtime: ServiceRuntime, tenant_id: str, items: Sequence[
         accepted = [(item, v) for item, v in zip(items, verdicts, strict=True) if v.outcome is Outcome.ACCEPTED]
         await db.record_accepted_many(session, [_record(tenant_id, item.reading, v.event_id, now)
                                                 for item, v in accepted])
+        await reports_db.note_readings(session, tenant_id, (item.reading for item, _ in accepted), now)
+        await reports_db.note_statuses(session, tenant_id, (item.status for item, _ in accepted if item.status))
         await outbox.stage(session, db.outbox, _events(tenant_id, accepted, now), now)
     if accepted:
         runtime.wake_relay()
@@ -95,7 +97,9 @@ def _events(tenant_id: str, accepted: list[tuple[Submission, ItemVerdict]], now:
 
 async def stage_facts(session: AsyncSession, tenant_id: str, payloads: Sequence[Any], key: str,
                       occurred_at: datetime, now: datetime, causation_id: uuid.UUID | None = None) -> None:
-    """Stage events into the caller's open transaction, so they commit with its other changes."""
+    """Stage events into the caller's open transaction, so they commit with its other changes; device statuses
+    among them also become their meters' last reported status (reports_db), in the same transaction."""
+    await reports_db.note_statuses(session, tenant_id, (p for p in payloads if isinstance(p, DeviceStatusReported)))
     events = [new_envelope(p, event_id=uuid.uuid4(), tenant_id=tenant_id, key=key, occurred_at=occurred_at,
                            recorded_at=now, producer=PRODUCER, causation_id=causation_id) for p in payloads]
     await outbox.stage(session, db.outbox, events, now)

@@ -11,18 +11,17 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from ingest import registry_app as handlers
-from ingest.adapters import gateway_db
+from ingest.adapters import fleet_db, gateway_db
 from ingest.adapters import registry_db as rdb
+from ingest.adapters.fleet_views import MeterStateView, gateway_links, horizons_of, link_fields, meter_state_view
 from ingest.adapters.registry_forms import BindingForm, GatewayForm, NewGatewayForm, NewSimCardForm, SimCardForm
 from ingest.adapters.registry_views import (
     GatewayView,
-    MeterView,
     SimCardHistoryView,
     SimCardView,
     answers_refusals,
     gateway_view,
     history_view,
-    meter_view,
     sim_card_view,
 )
 from ingest.core.registry import DeviceNotFound, Gateway
@@ -43,7 +42,7 @@ class Topology(BaseModel):
     gateway: GatewayView
     parent: GatewayView | None
     children: list[GatewayView]  # collectors hanging on it
-    meters: list[MeterView]  # active meters on it and on its collectors; gateway_id and channel say where
+    meters: list[MeterStateView]  # active meters on it and on its collectors; gateway_id and channel say where
     sim_cards: list[SimCardView]
 
 
@@ -70,9 +69,11 @@ async def register_gateway(form: NewGatewayForm, runtime: RuntimeDep, tenant: Te
 @gateways.get("/gateways", response_model=GatewayPage)
 async def list_gateways(runtime: RuntimeDep, tenant: Tenant, after: str | None = None, limit: PageSize = 100,
                         parent_gateway_id: str | None = None) -> Any:
+    """The tenant's gateways in id order, each with the state of the link that carries it (link_state, online)."""
     async with runtime.sessions() as session:
         page = await rdb.list_gateways(session, tenant, after=after, limit=limit, parent_gateway_id=parent_gateway_id)
-    return {"gateways": [gateway_view(g) for g in page],
+        links = await gateway_links(session, tenant, page, horizons_of(runtime, tenant))
+    return {"gateways": [{**gateway_view(g), **link_fields(links[g.gateway_id])} for g in page],
             "next_after": page[-1].gateway_id if len(page) == limit else None}
 
 
@@ -80,10 +81,11 @@ async def list_gateways(runtime: RuntimeDep, tenant: Tenant, after: str | None =
 @answers_refusals
 async def get_gateway(gateway_id: str, runtime: RuntimeDep, tenant: Tenant) -> Any:
     """The gateway's record and its connection state: online, remote address, last seen, frames."""
-    view = gateway_view(await _gateway(runtime, tenant, gateway_id))
+    found = await _gateway(runtime, tenant, gateway_id)
     async with runtime.sessions() as session:
-        view["connection"] = await gateway_db.connection(session, tenant, gateway_id)
-    return view
+        connection = await gateway_db.connection(session, tenant, gateway_id)
+        links = await gateway_links(session, tenant, [found], horizons_of(runtime, tenant))
+    return {**gateway_view(found), "connection": connection, **link_fields(links[gateway_id])}
 
 
 @gateways.put("/gateways/{gateway_id}", response_model=GatewayView)
@@ -105,16 +107,26 @@ async def retire_gateway(gateway_id: str, runtime: RuntimeDep, tenant: Tenant) -
 @gateways.get("/gateways/{gateway_id}/topology", response_model=Topology)
 @answers_refusals
 async def gateway_topology(gateway_id: str, runtime: RuntimeDep, tenant: Tenant) -> Any:
-    """The gateway, its parent, its collectors, the meters behind it and its SIM card."""
+    """The gateway, its parent, its collectors, the meters behind it and its SIM card, each with its link or
+    connection state (a collector's link is its parent's; see `connection` on the meters for the rule)."""
     found = await _gateway(runtime, tenant, gateway_id)
+    h = horizons_of(runtime, tenant)
     async with runtime.sessions() as session:
         parent_id = found.details.parent_gateway_id
         parent = await rdb.gateway(session, tenant, parent_id) if parent_id else None
         children = await rdb.list_gateways(session, tenant, parent_gateway_id=gateway_id, limit=10_000)
-        meters = await rdb.meters_behind(session, tenant, gateway_id)
+        meters = await fleet_db.meters_behind(session, tenant, gateway_id, h)
         cards = await rdb.list_sim_cards(session, tenant, gateway_id=gateway_id)
-    return {"gateway": gateway_view(found), "parent": gateway_view(parent) if parent else None,
-            "children": [gateway_view(c) for c in children], "meters": [meter_view(m) for m in meters],
+        nodes = [found, *([parent] if parent else []), *children]
+        links = await gateway_links(session, tenant, nodes, h)
+        connection = await gateway_db.connection(session, tenant, gateway_id)
+
+    def node(g: Gateway) -> dict[str, Any]:
+        return {**gateway_view(g), **link_fields(links[g.gateway_id])}
+
+    return {"gateway": {**node(found), "connection": connection}, "parent": node(parent) if parent else None,
+            "children": [node(c) for c in children],
+            "meters": [meter_state_view(m) for m in meters],
             "sim_cards": [sim_card_view(c) for c in cards]}
 
 

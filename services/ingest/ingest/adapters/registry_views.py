@@ -11,6 +11,7 @@ from amiflow_schemas.events.registry import GatewayState, MeterState, SimCardAsp
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, PositiveInt
 
+from ingest.core.fleet_state import LinkState
 from ingest.core.registry import (
     DeviceNotFound,
     Gateway,
@@ -44,6 +45,11 @@ class ConnectionView(BaseModel):
 class GatewayView(GatewayState):
     revision: PositiveInt
     connection: ConnectionView | None = None  # None: never connected (or not a DTU / concentrator)
+    # The link that carries the gateway now: its own for a DTU or concentrator, its parent's for a
+    # collector (online while the link row says so and was refreshed within 120 s). None when retired,
+    # and in the answers to changes (POST, PUT, DELETE), which do not look at the link.
+    link_state: LinkState | None = None
+    online: bool | None = None  # link_state == "online"
 
 
 class SimCardView(SimCardState):

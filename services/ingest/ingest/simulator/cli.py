@@ -17,6 +17,7 @@ import os
 import signal
 import ssl
 from collections.abc import Coroutine, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from amiflow_runtime.logs import configure_logging
@@ -26,6 +27,7 @@ from ingest.simulator.dtu import DtuBehaviour, dtu_tls
 from ingest.simulator.fleet import Fleet, FleetSpec
 from ingest.simulator.models import MeterKind
 from ingest.simulator.registration import RegistrationFailed
+from ingest.simulator.sites import DEFAULT_CENTRE
 
 log = logging.getLogger("ingest.simulator")
 T = TypeVar("T")
@@ -53,6 +55,16 @@ def _mix(text: str) -> tuple[tuple[MeterKind, int], ...]:
     except ValueError:
         kinds = ", ".join(k.value for k in MeterKind)
         raise argparse.ArgumentTypeError(f"{text!r} is not KIND=WEIGHT,… with KIND one of {kinds}") from None
+
+
+def _centre(text: str) -> tuple[Decimal, Decimal]:
+    try:
+        latitude, longitude = (Decimal(part.strip()) for part in text.split(","))
+    except (ValueError, InvalidOperation):
+        raise argparse.ArgumentTypeError(f"{text!r} is not LATITUDE,LONGITUDE in decimal degrees") from None
+    if not (latitude.is_finite() and longitude.is_finite() and -85 <= latitude <= 85 and -180 <= longitude <= 180):
+        raise argparse.ArgumentTypeError(f"{text!r}: latitude -85..85, longitude -180..180")
+    return latitude, longitude
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--tls-cert", metavar="FILE", default=None, help="the DTUs' client certificate, for mutual TLS")
     add("--tls-key", metavar="FILE", default=None, help="the key of --tls-cert")
     add("--tls-server-name", default=None, help="the name the gateway's certificate must show (default: its host)")
+    add("--centre", "--center", type=_centre, default=DEFAULT_CENTRE, metavar="LAT,LON",
+        help="where the fleet's buildings stand, one per DTU (default 22.5431,114.0579: Futian, Shenzhen)")
     add("--duration-s", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
     add("--summary-s", type=float, default=60.0, help=argparse.SUPPRESS)
     return parser
@@ -112,7 +126,7 @@ def spec_of(args: argparse.Namespace) -> FleetSpec:
     return FleetSpec(meters=args.meters, dtus=args.dtus, seed=args.seed, prefix=args.prefix, tenant=args.tenant,
                      mix=args.mix, leak_rate=args.leak_rate, low_battery_rate=args.low_battery_rate,
                      drift_rate=args.drift_rate, push_rate=args.push_rate, schedule=args.schedule,
-                     time_zone=args.time_zone, behaviour=behaviour)
+                     time_zone=args.time_zone, behaviour=behaviour, centre=args.centre)
 
 
 def tls_of(args: argparse.Namespace) -> ssl.SSLContext | None:

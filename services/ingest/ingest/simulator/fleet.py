@@ -2,7 +2,8 @@
 
 Device ids, bus addresses, registration ids, usage curves and traits come from the seed, the
 prefix and (for registration ids) the tenant, so the same command line builds the same fleet and
-registers identical rows. Meters sit in contiguous blocks behind their DTU, like a building's bus.
+registers identical rows. Meters sit in contiguous blocks behind their DTU, like a building's bus:
+each DTU is a building on a grid around the spec's centre, its meters in its rooms (``sites``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ingest.simulator.dtu import Clock, DtuBehaviour, VirtualDtu
 from ingest.simulator.electricity import ElectricityMeter
 from ingest.simulator.ledger import Ledger
 from ingest.simulator.models import KINDS, FlowMeter, HeatMeter, MeterKind, MeterSpec, SimMeter, Traits
+from ingest.simulator.sites import DEFAULT_CENTRE, Site, fleet_sites
 
 DEFAULT_MIX = ((MeterKind.WATER, 50), (MeterKind.GAS, 15), (MeterKind.HEAT, 10), (MeterKind.ELECTRICITY, 25))
 # Per kind, in thousandths of the register unit: mean use per day, leak per hour, register at installation.
@@ -60,6 +62,7 @@ class FleetSpec:
     schedule: str = "hourly jitter 1h"  # what polled meters are registered with
     time_zone: str = "Asia/Shanghai"
     behaviour: DtuBehaviour = field(default_factory=DtuBehaviour)
+    centre: tuple[Decimal, Decimal] = DEFAULT_CENTRE  # (latitude, longitude) the buildings stand around
 
     def __post_init__(self) -> None:
         if self.meters < 1 or self.dtus < 1:
@@ -68,6 +71,8 @@ class FleetSpec:
             raise ValueError(f"prefix {self.prefix!r} must be letters, digits, '-', '_' or '.'")
         if sum(weight for _, weight in self.mix) <= 0:
             raise ValueError("the protocol mix needs a positive weight")
+        if not (-85 <= self.centre[0] <= 85 and -180 <= self.centre[1] <= 180):
+            raise ValueError(f"centre {self.centre[0]},{self.centre[1]} is not a latitude (-85..85) and longitude")
 
 
 @dataclass(frozen=True)
@@ -140,16 +145,23 @@ class Fleet:
                  "model": "amiflow-sim", "firmware": "1.0"} for d in self.dtus.values()]
         return registration.csv_text(registration.GATEWAY_COLUMNS, rows)
 
+    def sites(self) -> dict[str, Site]:
+        """Where each meter stands: its DTU's building, a room in it, and a position near the fleet's centre."""
+        buildings = [[m.meter_id for m in dtu.meters] for dtu in self.dtus.values()]
+        return fleet_sites(self.spec.prefix, self.spec.centre, buildings)
+
     def csv_meters(self) -> str:
-        """The meters import body: profile, bus address and DTU of every virtual meter."""
-        rows = []
+        """The meters import body: profile, bus address, DTU and site of every virtual meter."""
+        rows, sites = [], self.sites()
         for meter in self.meters.values():
-            facts = KINDS[meter.spec.kind]
+            facts, site = KINDS[meter.spec.kind], sites[meter.meter_id]
             rows.append({"meter_id": meter.meter_id, "utility": facts.utility.value, "profile": facts.profile,
                          "bus_address": meter.bus_address, "unit": facts.unit.value, "multiplier": "1",
                          "schedule": "push" if meter.spec.traits.pushes else self.spec.schedule,
-                         "gateway_id": self._gateway_of[meter.meter_id]})
-        return registration.csv_text(registration.METER_COLUMNS, rows)
+                         "gateway_id": self._gateway_of[meter.meter_id], "premise": site.premise,
+                         "room": site.room, "building": site.building, "latitude": str(site.latitude),
+                         "longitude": str(site.longitude)})
+        return registration.csv_text(registration.LOCATED_METER_COLUMNS, rows)
 
     async def register(self, api_url: str, *, deadline_s: float = 120.0,
                        client: httpx.AsyncClient | None = None) -> list[registration.ImportOutcome]:

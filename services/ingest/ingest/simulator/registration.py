@@ -23,6 +23,7 @@ log = logging.getLogger("ingest.simulator.registration")
 
 GATEWAY_COLUMNS = ("gateway_id", "kind", "registration_id", "model", "firmware")
 METER_COLUMNS = ("meter_id", "utility", "profile", "bus_address", "unit", "multiplier", "schedule", "gateway_id")
+LOCATED_METER_COLUMNS = (*METER_COLUMNS, "premise", "room", "building", "latitude", "longitude")
 IMPORT_PATH = "/v1/registry/import"
 
 

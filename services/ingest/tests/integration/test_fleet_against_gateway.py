@@ -1,6 +1,7 @@
 """The simulator's fleet against the real gateway, broker and PostgreSQL: 200 meters on 10 DTUs are
 polled and every reading arrives as exactly one ReadingReceived — including the backlog of a DTU that
-drops mid-poll — and a valve command reaches its meter, whose next status shows the valve closed."""
+drops mid-poll — and a valve command reaches its meter, whose next status shows the valve closed (on the
+device-status topic and in the registry API's view of the meter)."""
 
 from __future__ import annotations
 
@@ -144,6 +145,13 @@ async def test_a_valve_command_reaches_the_meter_and_its_next_status_shows_it_cl
         e.payload.meter_id == meter.meter_id and e.payload.valve is ValveState.CLOSED for e in got), timeout=60)
     closed = [e for e in statuses if e.payload.meter_id == meter.meter_id and e.payload.valve is ValveState.CLOSED]
     assert closed[-1].occurred_at >= ack.payload.acknowledged_at - timedelta(minutes=5)
+    registry_app = api(head_end["settings"])  # the console's view: the status was kept where it was published
+    async with asgi_client(registry_app, "http://ingest", tenant=head_end["tenant"]) as http:
+        shown = (await http.get(f"/v1/meters/{meter.meter_id}")).json()
+    await registry_app.state.runtime.engine.dispose()
+    assert (shown["device_status"]["valve"], shown["online"], shown["link_gateway_id"]) == (
+        "closed", True, fleet.dtu_of(meter.meter_id).dtu_id)
+    assert shown["location"] is not None and shown["room"]  # the simulated fleet stands somewhere
 
 
 def _now() -> Any:
