@@ -21,7 +21,7 @@ outbox = outbox_table(metadata)
 accepted_readings = Table(
     "accepted_readings", metadata,
     Column("tenant_id", String(64), primary_key=True),
-    Column("meter_id", String(64), primary_key=True),
+    Column("meter_id", String(128), primary_key=True),
     Column("measured_at", UtcDateTime(), primary_key=True),
     Column("event_id", String(36), nullable=False, unique=True),
     Column("fingerprint", String(64), nullable=False),

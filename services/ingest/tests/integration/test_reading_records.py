@@ -68,3 +68,13 @@ async def test_concurrent_submissions_of_one_reading_accept_exactly_one(runtime:
     receipts = await asyncio.gather(*[submit_reading(runtime, "t1", reading("8"), SKEW) for _ in range(5)])
     assert sorted(r.outcome for r in receipts).count(Outcome.ACCEPTED) == 1
     assert len({r.event_id for r in receipts}) == 1
+
+
+async def test_a_reading_of_a_meter_with_the_longest_id_an_event_allows_is_recorded(runtime: Any) -> None:
+    # ReadingReceived allows 128 characters; the record once held 64 and PostgreSQL refused the whole batch.
+    long_id = "M" * 128
+    long = ReadingReceived.model_validate({**reading("1").model_dump(mode="json"), "meter_id": long_id})
+    first = await submit_reading(runtime, "t1", long, SKEW)
+    again = await submit_reading(runtime, "t1", long, SKEW)
+    assert first.outcome is Outcome.ACCEPTED
+    assert (again.outcome, again.event_id) == (Outcome.DUPLICATE, first.event_id)
