@@ -33,6 +33,9 @@ class Platform:
     # The environment `amiflow up` runs with: every port (INGEST_GATEWAY_PORT, …) and database URL.
     env: dict[str, str] = field(default_factory=dict)
     traces: OtlpReceiver | None = None  # the spans every process exported (OTLP/HTTP, as to a collector)
+    # The web console and portal `up` serves too; not waited for here: it is ready only once
+    # services/console/web/dist is built, which the browser tests (tests/browser) wait for themselves.
+    console: str = ""
 
     def logs(self) -> str:
         return self.log_file.read_text(errors="replace")
@@ -69,11 +72,13 @@ def platform(kafka_bootstrap: str, postgres_admin_url: str, tmp_path_factory: py
     env["AMIFLOW_AUTH_JWKS_URL"] = f"{api['identity']}/.well-known/jwks.json"
     env["INGEST_GATEWAY_PORT"] = str(free_port())
     env["AMIFLOW_MAILBOX_PORT"] = str(free_port())
+    env["CONSOLE_API_PORT"] = str(free_port())
     log_file = folder / "amiflow-up.log"
     with open(log_file, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "amiflow_runtime.cli", "up"], env=env, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
-    running = Platform(api, ops, kafka_bootstrap, log_file, process, env, otlp_receiver)
+    running = Platform(api, ops, kafka_bootstrap, log_file, process, env, otlp_receiver,
+                       f"http://127.0.0.1:{env['CONSOLE_API_PORT']}")
     try:
         wait_until_ready(process, [f"{u}/readyz" for u in (*api.values(), *ops.values())], READY_TIMEOUT_S,
                          lambda: running.logs()[-5000:])
