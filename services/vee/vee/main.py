@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from vee.adapters import db
 from vee.adapters.alarms_http import router as alarms_router
 from vee.adapters.districts_http import router as districts_router
+from vee.adapters.fleet_http import router as fleet_router
 from vee.adapters.http import router
 from vee.adapters.rules_http import router as rules_router
 from vee.adapters.undo import UNDO
@@ -44,7 +45,7 @@ def api(settings: ServiceSettings) -> FastAPI:
     runtime = build_runtime(settings, "api")
     runtime.relay_outbox = False
     return api_app(runtime, title="amiflow vee", description="Validation, estimation and editing of meter readings.",
-                   routers=[router, alarms_router, rules_router, districts_router], undo=UNDO)
+                   routers=[router, alarms_router, rules_router, districts_router, fleet_router], undo=UNDO)
 
 
 def worker(settings: ServiceSettings) -> Callable[[], None]:

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from amiflow_runtime.db import ExactDecimal, UtcDateTime
 from amiflow_schemas.events.alarms import AlarmAcknowledged, AlarmCleared, AlarmRaised
-from sqlalchemy import Column, Index, String, Table, Text, insert, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Index,
+    Select,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vee.adapters.db import metadata
@@ -35,6 +51,7 @@ alarms = Table(
     Column("acknowledged_by", String(128), nullable=True),
     Column("ack_note", Text, nullable=True),
     Index("ix_alarms_tenant_state_time", "tenant_id", "state", "detected_at"),
+    Index("ix_alarms_tenant_time", "tenant_id", "detected_at"),
 )
 
 
@@ -75,17 +92,95 @@ async def alarm(session: AsyncSession, tenant_id: str, alarm_id: UUID) -> dict[s
     return None if row is None else row._asdict()
 
 
+@dataclass(frozen=True)
+class AlarmFilter:
+    """Which alarms a listing shows; None (or empty) leaves that criterion out."""
+
+    state: str | None = None  # open, acknowledged (open and acknowledged), unacknowledged (open, not), cleared
+    alarm_types: Sequence[str] = ()
+    severities: Sequence[str] = ()
+    subject: str | None = None
+    subject_id: str | None = None
+    meter_id: str | None = None  # a meter's own alarms: subject meter, that subject id
+    since: datetime | None = None  # detected at or after
+    until: datetime | None = None  # detected before
+
+
+# An acknowledged alarm stays open until its condition ends: acknowledged and unacknowledged are open ones.
+_STATES: dict[str, tuple[ColumnElement[bool], ...]] = {
+    "open": (alarms.c.state == "open",),
+    "acknowledged": (alarms.c.state == "open", alarms.c.acknowledged_at.is_not(None)),
+    "unacknowledged": (alarms.c.state == "open", alarms.c.acknowledged_at.is_(None)),
+    "cleared": (alarms.c.state == "cleared",),
+}
+
+
+def _matching(tenant_id: str, where: AlarmFilter) -> Select[Any]:
+    query = select(alarms).where(alarms.c.tenant_id == tenant_id)
+    if where.state is not None:
+        query = query.where(*_STATES[where.state])
+    if where.alarm_types:
+        query = query.where(alarms.c.alarm_type.in_(sorted(set(where.alarm_types))))
+    if where.severities:
+        query = query.where(alarms.c.severity.in_(sorted(set(where.severities))))
+    if where.meter_id is not None:
+        query = query.where(alarms.c.subject == "meter", alarms.c.subject_id == where.meter_id)
+    for column, value in ((alarms.c.subject, where.subject), (alarms.c.subject_id, where.subject_id)):
+        if value is not None:
+            query = query.where(column == value)
+    if where.since is not None:
+        query = query.where(alarms.c.detected_at >= where.since)
+    if where.until is not None:
+        query = query.where(alarms.c.detected_at < where.until)
+    return query
+
+
 async def search(session: AsyncSession, tenant_id: str, *, state: str | None, alarm_type: str | None,
                  subject_id: str | None, since: datetime | None, until: datetime | None,
                  limit: int) -> list[dict[str, Any]]:
-    query = select(alarms).where(alarms.c.tenant_id == tenant_id)
-    for column, value in ((alarms.c.state, state), (alarms.c.alarm_type, alarm_type),
-                          (alarms.c.subject_id, subject_id)):
-        if value is not None:
-            query = query.where(column == value)
-    if since is not None:
-        query = query.where(alarms.c.detected_at >= since)
-    if until is not None:
-        query = query.where(alarms.c.detected_at < until)
-    rows = await session.execute(query.order_by(alarms.c.detected_at.desc()).limit(limit))
+    """The first page of alarms newest first, by state, one type, subject and detection time."""
+    where = AlarmFilter(state=state, alarm_types=[alarm_type] if alarm_type else (), subject_id=subject_id,
+                        since=since, until=until)
+    return await listing(session, tenant_id, where, after=None, limit=limit)
+
+
+async def listing(session: AsyncSession, tenant_id: str, where: AlarmFilter, *, after: dict[str, Any] | None,
+                  limit: int) -> list[dict[str, Any]]:
+    """Newest first (ties by alarm id, descending), from just after the alarm `after` in that order."""
+    query = _matching(tenant_id, where)
+    if after is not None:
+        query = query.where(or_(alarms.c.detected_at < after["detected_at"],
+                                and_(alarms.c.detected_at == after["detected_at"],
+                                     alarms.c.alarm_id < after["alarm_id"])))
+    rows = await session.execute(query.order_by(alarms.c.detected_at.desc(), alarms.c.alarm_id.desc()).limit(limit))
     return [row._asdict() for row in rows]
+
+
+@dataclass(frozen=True)
+class OpenAlarms:
+    """The tenant's open alarms counted, now."""
+
+    open: int
+    unacknowledged: int
+    by_severity: dict[str, int]
+    by_kind: dict[str, int]  # alarm types with at least one open alarm
+
+
+async def open_alarms(session: AsyncSession, tenant_id: str) -> OpenAlarms:
+    rows = (await session.execute(
+        select(alarms.c.severity, alarms.c.alarm_type, func.count().label("open"),
+               func.count(alarms.c.acknowledged_at).label("acknowledged"))
+        .where(alarms.c.tenant_id == tenant_id, alarms.c.state == "open")
+        .group_by(alarms.c.severity, alarms.c.alarm_type))).all()
+    by_severity: dict[str, int] = {}
+    by_kind: dict[str, int] = {}
+    for row in rows:
+        by_severity[row.severity] = by_severity.get(row.severity, 0) + row.open
+        by_kind[row.alarm_type] = by_kind.get(row.alarm_type, 0) + row.open
+    return OpenAlarms(sum(r.open for r in rows), sum(r.open - r.acknowledged for r in rows), by_severity, by_kind)
+
+
+async def raised_between(session: AsyncSession, tenant_id: str, since: datetime, until: datetime) -> int:
+    """How many alarms were detected in [since, until), whatever became of them."""
+    return (await session.execute(select(func.count()).select_from(alarms).where(
+        alarms.c.tenant_id == tenant_id, alarms.c.detected_at >= since, alarms.c.detected_at < until))).scalar_one()

@@ -17,7 +17,8 @@ from pydantic import AwareDatetime, BaseModel, Field
 from vee import edits_app as edits
 from vee.adapters import registry_db, series_db
 from vee.adapters.reach import meter_in_reach
-from vee.core.grid import Granularity
+from vee.core.aggregation import time_share
+from vee.core.grid import Granularity, seconds
 from vee.edits_app import EditRequest
 
 
@@ -42,13 +43,30 @@ class ValidatedReadingView(BaseModel):
 
 
 class ConsumptionBucketView(BaseModel):
-    """Consumption in one local hour, day or month; all_actual says no estimate is in it."""
+    """Consumption in one local hour, day or month; all_actual says no estimate is in it.
+
+    A period without data has no bucket; a bucket that lost its data (a read found implausible) shows
+    zero with covered_share 0. The shares are of the bucket's time (of each member's, for a group), null
+    when the bucket was last written before VEE kept them.
+    """
 
     start: datetime
     end: datetime
     consumption: Decimal
     unit: str
     all_actual: bool
+    complete: bool  # every second has data, estimates included
+    covered_share: Decimal | None  # share of the time with data
+    estimated_share: Decimal | None  # share of the time estimated (within covered_share)
+
+
+def _coverage(start: datetime, end: datetime, covered_s: Decimal | None, estimated_s: Decimal | None,
+              complete: bool, all_actual: bool, meters: int = 1) -> dict[str, Any]:
+    """The coverage fields of a bucket view; what complete and all_actual settle needs no kept seconds."""
+    whole = seconds(end - start) * meters
+    covered = Decimal(1) if complete else None if covered_s is None else time_share(covered_s, whole)
+    estimated = Decimal(0) if all_actual else None if estimated_s is None else time_share(estimated_s, whole)
+    return {"complete": complete, "all_actual": all_actual, "covered_share": covered, "estimated_share": estimated}
 
 
 router = APIRouter(prefix="/v1", tags=["readings"])
@@ -73,7 +91,8 @@ async def meter_consumption(meter_id: str, runtime: RuntimeDep, tenant: Tenant, 
         series = await registry_db.series_of(session, tenant, meter_id)
         rows = await series_db.buckets(session, tenant, series, granularity.value, since, until)
     return [{"start": r["bucket_start"], "end": r["bucket_end"], "consumption": r["consumption"], "unit": r["unit"],
-             "all_actual": r["all_actual"]} for r in rows]
+             **_coverage(r["bucket_start"], r["bucket_end"], r["covered_s"], r["estimated_s"], r["complete"],
+                         r["all_actual"])} for r in rows]
 
 
 class EditBody(BaseModel):
@@ -129,10 +148,12 @@ class GroupKind(StrEnum):
 
 
 class GroupBucketView(ConsumptionBucketView):
-    """A group's consumption in one local period, and how many of its meters had data / only actuals."""
+    """A group's consumption in one local period, and how many of its meters had data / were complete /
+    only actuals; complete and all_actual hold for every member with data."""
 
     meters: int
     actual_meters: int
+    complete_meters: int
 
 
 @router.get("/groups/{kind}/{group_id}/consumption", response_model=list[GroupBucketView])
@@ -140,7 +161,10 @@ async def group_consumption(kind: GroupKind, group_id: str, runtime: RuntimeDep,
                             until: To = None, granularity: Granularity = Granularity.DAY) -> Any:
     """The summed consumption of a building, customer type or district metered area, per local period."""
     async with runtime.sessions() as session:
-        members = await registry_db.meters_in_group(session, tenant, kind.value, group_id)
-        series = sorted({await registry_db.series_of(session, tenant, m.meter_id) for m in members})
+        members = [m.meter_id for m in await registry_db.meters_in_group(session, tenant, kind.value, group_id)]
+        known = await registry_db.swap_neighbourhood(session, tenant, members)
+        series = sorted({registry_db.series_in(known, m) for m in members})
         rows = await series_db.group_buckets(session, tenant, series, granularity.value, since, until)
-    return [{**r, "all_actual": r["actual_meters"] == r["meters"]} for r in rows]
+    return [{**r, **_coverage(r["start"], r["end"], r["covered_s"], r["estimated_s"],
+                              r["complete_meters"] == r["meters"], r["actual_meters"] == r["meters"], r["meters"])}
+            for r in rows]

@@ -20,6 +20,9 @@ meter_registry = Table(
     Column("revision", Integer, nullable=False),
     Column("state", Text, nullable=False),  # MeterState as JSON, exactly as the registry sent it
     Column("updated_at", UtcDateTime(), nullable=False),
+    # Copied out of the state so fleet-wide queries can filter and label by them in SQL.
+    Column("utility", String(16), nullable=True),
+    Column("unit", String(8), nullable=True),
 )
 
 
@@ -27,7 +30,8 @@ async def remember(session: AsyncSession, tenant_id: str, revision: int, state: 
     """Keep `state` unless a newer revision is already known (registry events may arrive late)."""
     key = and_(meter_registry.c.tenant_id == tenant_id, meter_registry.c.meter_id == state.meter_id)
     known = (await session.execute(select(meter_registry.c.revision).where(key))).scalar()
-    values = {"revision": revision, "state": state.model_dump_json(), "updated_at": at}
+    values = {"revision": revision, "state": state.model_dump_json(), "updated_at": at,
+              "utility": state.utility.value, "unit": state.unit.value}
     if known is None:
         await session.execute(insert(meter_registry).values(tenant_id=tenant_id, meter_id=state.meter_id, **values))
         return True

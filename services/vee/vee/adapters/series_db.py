@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from amiflow_runtime.db import ExactDecimal, UtcDateTime
-from sqlalchemy import Boolean, Column, Integer, String, Table, Text, and_, delete, func, insert, select, update
+from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, and_, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +29,7 @@ meter_series = Table(
     Column("state", Text, nullable=False),
     Column("current_meter_id", String(128), nullable=False),  # the meter now reading into the series
     Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_meter_series_tenant_meter", "tenant_id", "current_meter_id"),  # consumption totals page by meter
 )
 
 series_points = Table(
@@ -50,6 +51,7 @@ series_points = Table(
     Column("supersedes", String(36), nullable=True),
     Column("reason", String(32), nullable=True),
     Column("recorded_at", UtcDateTime(), nullable=False),
+    Index("ix_series_points_tenant_time", "tenant_id", "measured_at"),  # a local day of every meter (overview)
 )
 
 consumption_buckets = Table(
@@ -64,6 +66,9 @@ consumption_buckets = Table(
     Column("all_actual", Boolean, nullable=False),
     Column("complete", Boolean, nullable=False),  # covered end to end, estimates included
     Column("updated_at", UtcDateTime(), nullable=False),
+    # Seconds with billable data, and of those estimated; null on buckets last written before they were kept.
+    Column("covered_s", ExactDecimal(), nullable=True),
+    Column("estimated_s", ExactDecimal(), nullable=True),
 )
 
 
@@ -154,7 +159,8 @@ def bucket_rows(tenant_id: str, series_id: str, unit: str, changes: Iterable[Buc
     """The consumption_buckets rows of changed buckets (a change carries the bucket's whole new total)."""
     return [{"tenant_id": tenant_id, "series_id": series_id, "granularity": change.granularity.value,
              "bucket_start": change.start, "bucket_end": change.end, "consumption": change.total, "unit": unit,
-             "all_actual": change.all_actual, "complete": change.complete, "updated_at": now} for change in changes]
+             "all_actual": change.all_actual, "complete": change.complete, "updated_at": now,
+             "covered_s": change.covered_s, "estimated_s": change.estimated_s} for change in changes]
 
 
 async def upsert_buckets(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -239,7 +245,8 @@ async def buckets(session: AsyncSession, tenant_id: str, series_id: str, granula
 
 async def group_buckets(session: AsyncSession, tenant_id: str, series_ids: list[str], granularity: str,
                         since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
-    """Member meters' buckets summed per local period, exactly (Decimal in Python, not SQL SUM on text)."""
+    """Member meters' buckets summed per local period, exactly (Decimal in Python, not SQL SUM on text);
+    covered_s and estimated_s are None when a member's bucket does not know them."""
     cb = consumption_buckets
     totals: dict[datetime, dict[str, Any]] = {}
     for start in range(0, len(series_ids), 500):
@@ -253,9 +260,13 @@ async def group_buckets(session: AsyncSession, tenant_id: str, series_ids: list[
             tally = totals.setdefault(row.bucket_start, {"start": row.bucket_start, "end": row.bucket_end,
                                                          "consumption": Decimal(0), "unit": row.unit,
                                                          "meters": 0, "actual_meters": 0,
-                                                         "complete_meters": 0})
+                                                         "complete_meters": 0, "covered_s": Decimal(0),
+                                                         "estimated_s": Decimal(0)})
             tally["consumption"] += row.consumption
             tally["meters"] += 1
             tally["actual_meters"] += 1 if row.all_actual else 0
             tally["complete_meters"] += 1 if row.complete else 0
+            for kept in ("covered_s", "estimated_s"):
+                value = getattr(row, kept)
+                tally[kept] = None if value is None or tally[kept] is None else tally[kept] + value
     return [totals[k] for k in sorted(totals)]

@@ -97,6 +97,8 @@ class BucketChange:
     delta: Decimal
     all_actual: bool
     complete: bool  # every second covered, estimates included
+    covered_s: Decimal  # seconds of the bucket with billable data
+    estimated_s: Decimal  # of which estimated
 
 
 def bucket_changes(before: Sequence[Bucket], after: Sequence[Bucket]) -> tuple[BucketChange, ...]:
@@ -115,8 +117,16 @@ def bucket_changes(before: Sequence[Bucket], after: Sequence[Bucket]) -> tuple[B
         previous = was.consumption if was else None
         changes.append(BucketChange(bucket.granularity, bucket.start, bucket.end, previous, bucket.consumption,
                                     bucket.consumption - (previous or Decimal(0)), bucket.all_actual,
-                                    bucket.complete))
+                                    bucket.complete, bucket.covered_s, bucket.estimated_s))
     return tuple(changes)
+
+
+SHARE_SHOWN = Decimal("0.0001")  # a share of a bucket's time, as a chart shades it
+
+
+def time_share(part_s: Decimal, whole_s: Decimal) -> Decimal:
+    """`part_s` as a share of `whole_s` (covered or estimated seconds of one bucket, or of a group's)."""
+    return (part_s / whole_s).quantize(SHARE_SHOWN) if whole_s else Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)

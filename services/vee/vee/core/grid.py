@@ -8,6 +8,7 @@ the tenant's read time, so a daily interval lasts 23 or 25 hours across a DST ch
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -144,3 +145,41 @@ def buckets_overlapping(start: datetime, end: datetime, granularity: Granularity
         following = bucket_end(bucket, granularity, zone)
         yield bucket, following
         bucket = following
+
+
+def _ceil(instant: datetime, granularity: Granularity, zone: ZoneInfo) -> datetime:
+    """The first bucket boundary at or after ``instant``."""
+    start = bucket_start(instant, granularity, zone)
+    return start if start == instant else bucket_end(start, granularity, zone)
+
+
+
+@dataclass(frozen=True)
+class BucketCover:
+    """The stored buckets whose sum is a meter's consumption over [start, end): for each piece, a
+    granularity and the range [first, end) its bucket starts lie in."""
+
+    start: datetime
+    end: datetime
+    ranges: tuple[tuple[Granularity, datetime, datetime], ...]
+
+
+def bucket_cover(start: datetime, end: datetime, zone: ZoneInfo) -> BucketCover:
+    """As few buckets as possible that add up to the hour buckets starting in [start, end).
+
+    Those are the buckets an hourly curve over the same range shows, so a total and its curve agree: the
+    whole local months as month buckets, the days around them as day buckets, the hours at either end as
+    hour buckets. The cover's start and end are ``start`` and ``end`` rounded up to a local hour.
+    """
+    first_hour, end_hour = _ceil(start, Granularity.HOUR, zone), _ceil(end, Granularity.HOUR, zone)
+    first_day, last_day = _ceil(first_hour, Granularity.DAY, zone), bucket_start(end_hour, Granularity.DAY, zone)
+    if first_day >= last_day:  # no whole local day: hours only
+        first_day = last_day = end_hour
+    first_month = _ceil(first_day, Granularity.MONTH, zone)
+    last_month = bucket_start(last_day, Granularity.MONTH, zone)
+    if first_month >= last_month:  # no whole local month: days between the hours
+        first_month = last_month = last_day
+    pieces = ((Granularity.HOUR, first_hour, first_day), (Granularity.DAY, first_day, first_month),
+              (Granularity.MONTH, first_month, last_month), (Granularity.DAY, last_month, last_day),
+              (Granularity.HOUR, last_day, end_hour))
+    return BucketCover(first_hour, end_hour, tuple((g, lo, hi) for g, lo, hi in pieces if lo < hi))
