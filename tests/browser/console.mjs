@@ -28,6 +28,8 @@ await scenario(async (run) => {
       throw new StepFailed(`not taken to /console/overview after logging in (at ${page.url()}) ${refused}`.trim());
     });
     await run.visible("nav-meters");
+    // The morning figures come from three services; each card group appears once its service answered.
+    for (const id of ["meters-online", "readings-today", "collections-today"]) await run.visible(id);
   });
 
   // The language: the same navigation entry reads differently in English, and as before once switched back.
