@@ -151,4 +151,6 @@ def test_the_dangerous_routes_are_declared_as_expected(apps: dict[str, FastAPI])
     assert declared[("POST", "/v1/tariffs")] == {Permission.CONFIGURE}
     assert declared[("POST", "/v1/readings")] == {Permission.INGEST, Permission.OPERATE}
     assert declared[("POST", "/v1/payments")] == {Permission.OPERATE}
+    # Credits money: an operator, or a customer (the route itself lets one confirm only their own orders).
+    assert declared[("POST", "/v1/payment-sandbox/{order_id}/confirm")] == {Permission.OPERATE, Permission.OWN_ACCOUNT}
     assert declared[("POST", "/v1/webhook-subscriptions")] == {Permission.CONFIGURE}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import ClassVar
 
-from amiflow_runtime.config import ServiceSettings, settings_config
+from amiflow_runtime.config import Environment, ServiceSettings, settings_config
 from amiflow_schemas.primitives import CurrencyCode
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 # The providers whose callbacks billing verifies; cash and counter payments come through POST /v1/payments.
 CALLBACK_PROVIDERS = frozenset({"wechat_pay", "alipay", "bank"})
@@ -39,6 +40,33 @@ class BillingSettings(ServiceSettings):
     settlement_delay_s: float = 600.0
     # Accounts settled at once, each in its own transaction (PostgreSQL; SQLite has one writer, so 1).
     settlement_concurrency: int = Field(4, ge=1, le=64)
+    # The sandbox checkout (payment orders confirmed by POST /v1/payment-sandbox/{order}/confirm, no money
+    # taken): on by default in development and test, refused in production, where it would credit money
+    # nobody paid. Unset: on outside production.
+    payment_sandbox: bool | None = None
+    # The most one payment order may ask for (a customer's top-up on the phone).
+    payment_order_max_amount: Decimal = Field(Decimal("5000.00"), gt=0)
+
+    @field_validator("payment_order_max_amount")
+    @classmethod
+    def _whole_cents(cls, value: Decimal) -> Decimal:
+        if value != value.quantize(Decimal("0.01")):
+            raise ValueError(f"payment_order_max_amount {value} has more than 2 decimal places")
+        return value
+
+    @model_validator(mode="after")
+    def _no_sandbox_in_production(self) -> BillingSettings:
+        if self.payment_sandbox and self.environment is Environment.PRODUCTION:
+            raise ValueError("BILLING_PAYMENT_SANDBOX=true is refused in production: the sandbox checkout credits "
+                             "payment orders without taking any money; unset it or set it to false")
+        return self
+
+    @property
+    def sandbox_checkout(self) -> bool:
+        """True when payment orders are paid through the sandbox checkout (never in production)."""
+        if self.payment_sandbox is None:
+            return self.environment is not Environment.PRODUCTION
+        return self.payment_sandbox
 
     @model_validator(mode="after")
     def _known_providers(self) -> BillingSettings:

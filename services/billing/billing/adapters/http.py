@@ -13,10 +13,13 @@ from billing.adapters import (
     accounts_http,
     db,
     ledger_http,
+    orders_http,
+    overview_http,
     payments_http,
     reports_http,
     statements_http,
     tariffs_http,
+    usage_http,
 )
 
 
@@ -47,8 +50,10 @@ async def meter_consumption(meter_id: str, runtime: RuntimeDep, tenant: Tenant) 
                                 readings=state.readings, last_measured_at=state.last_measured_at)
 
 
-# The api process serves this one router (main.api): accounts, tariffs, money, statements, reports.
+# The api process serves this one router (main.api): accounts, tariffs, money, statements, reports, and what
+# the console and the customer portal read (account list, overview, usage) and pay with (payment orders).
 router = APIRouter()
 for _routes in (consumption_router, accounts_http.router, tariffs_http.router, ledger_http.router,
-                payments_http.router, statements_http.router, reports_http.router):
+                payments_http.router, statements_http.router, reports_http.router, overview_http.router,
+                usage_http.router, orders_http.router):
     router.include_router(_routes)

@@ -19,7 +19,7 @@ from amiflow_schemas.primitives import Identifier
 from fastapi import APIRouter, Header, HTTPException, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from billing import operations
+from billing import operations, orders
 from billing.adapters.web import answering_refusals, billing_settings, refusal_docs
 from billing.core.payments import verify_callback
 from billing.operations import BatchOrder, LineStatus, Refusal
@@ -59,6 +59,8 @@ class CallbackNotice(BaseModel):
     amount: Amount
     currency: Annotated[str, Field(max_length=8)]
     paid_at: AwareDatetime
+    order_id: Identifier | None = Field(None, description="The payment order paid; it must be one of this "
+                                                          "account's, for this amount, currency and provider")
 
 
 class BatchLine(BaseModel):
@@ -120,14 +122,24 @@ def credit_view(event: Envelope[Any]) -> CreditView:
                       **{name: value for name, value in fields.items() if name in CreditView.model_fields})
 
 
-async def _credit(runtime: Any, tenant: str, notice: RecordPayment | CallbackNotice, channel: PaymentChannel,
-                  response: Response) -> CreditView:
+async def credit_notice(runtime: Any, tenant: str, notice: RecordPayment | CallbackNotice,
+                        channel: PaymentChannel) -> operations.Credit:
+    """Credit a payment (once per provider transaction); a notice naming a payment order settles it too, in the
+    same transaction. Verified provider callbacks and the sandbox checkout's confirmations both come here."""
     settings, now = billing_settings(runtime.settings), runtime.clock.now()
+    order_id = notice.order_id if isinstance(notice, CallbackNotice) else None
     with answering_refusals():
         payment = operations.payment_of(notice.account_id, channel, notice.provider_transaction_id, notice.amount,
                                         notice.currency, notice.paid_at, settings.currency_of(tenant), now)
         async with runtime.sessions() as session, session.begin():
-            credit = await operations.credit(session, tenant, payment, now)
+            if order_id is not None:
+                return await orders.credit_order(session, tenant, order_id, payment, now)
+            return await operations.credit(session, tenant, payment, now)
+
+
+async def _credit(runtime: Any, tenant: str, notice: RecordPayment | CallbackNotice, channel: PaymentChannel,
+                  response: Response) -> CreditView:
+    credit = await credit_notice(runtime, tenant, notice, channel)
     response.status_code = 201 if credit.new else 200
     return credit_view(credit.event)
 

@@ -38,6 +38,7 @@ from amiflow_schemas.events.tariffs import TariffPublished
 from sqlalchemy import Column, Date, Integer, String, Table, Text, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.adapters import directory
 from billing.adapters.db import metadata, outbox
 from billing.core import accounts as account_core
 from billing.core import tariffs as tariff_core
@@ -210,6 +211,7 @@ async def _project_account(session: AsyncSession, event: Envelope[Any]) -> None:
     await session.execute(insert(account_events).values(
         tenant_id=tenant, event_id=str(event.event_id), account_id=payload.account_id, seq=seq,
         envelope=encode_event(event).decode()))
+    await directory.project(session, tenant, payload)
     if isinstance(payload, AccountOpened):
         await session.execute(insert(account_balances).values(
             tenant_id=tenant, account_id=payload.account_id, balance=Decimal(0), status=BalanceStatus.NORMAL.value,

@@ -116,6 +116,10 @@ UNDO = UndoRegistry(
         "POST /v1/payments/callbacks/{provider}": _NO_REVERSAL,
         "POST /v1/recharges/batch": _NO_REVERSAL,
         "POST /v1/subsidies/batch": _NO_REVERSAL,
+        "POST /v1/payment-sandbox/{order_id}/confirm": _NO_REVERSAL,
+        "POST /v1/accounts/{account_id}/payment-orders": "a payment order is not withdrawn: unpaid, it expires by "
+                                                         "itself after 15 minutes; paid, it is money received, "
+                                                         "which undo does not take back",
         "POST /v1/accounts": "an account is never deleted; close it with a move-out if it should not exist",
         "POST /v1/accounts/{account_id}/move-out": "a move-out refunded the balance and closed the account; "
                                                    "open a new account instead",
