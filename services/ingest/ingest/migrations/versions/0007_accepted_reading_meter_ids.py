@@ -1,6 +1,6 @@
 """ingest: accepted_readings.meter_id as long as a ReadingReceived's meter id (128)
 
-A reading of a meter whose id had 65–128 characters passed validation and then failed the whole batch's insert
+A reading of a meter whose id had 65 to 128 characters passed validation and then failed the whole batch's insert
 on PostgreSQL (StringDataRightTruncation); SQLite never enforced the length.
 
 Revision ID: 0007
