@@ -21,6 +21,7 @@ export function useLoad<T>(fetcher: () => Promise<T>, immediate = true): Load<T>
     const mine = ++generation; // a slower earlier answer must not overwrite a newer one
     loading.value = true;
     error.value = null;
+    status.value = null;
     try {
       const answer = await fetcher();
       if (mine === generation) data.value = answer;
