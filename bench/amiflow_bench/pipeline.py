@@ -385,7 +385,12 @@ class Run:
             await self._drain()
             growth = backlog_end - backlog_third
             held = growth <= max(rate * 1.0, 0.02 * rate * self.size.window_s)  # under a second's worth
-            tries.append({"rate_per_s": round(rate), "backlog_growth": growth, "sustained": held})
+            # Each stage's rate over the window: where a backlog builds when the pipeline does not keep up.
+            window_end = began + self.size.window_s
+            stages = {stage: round(self.tracker.rate(stage, began, window_end), 1)
+                      for stage in ("received", "validated", "charged")}
+            tries.append({"rate_per_s": round(rate), "backlog_growth": growth, "sustained": held,
+                          "stage_rates_per_s": stages})
             if held:
                 readings = rate * elapsed
                 per_process = {name: round((cpu_after[name] - cpu_before[name]) / readings * 1e6, 1)
