@@ -166,3 +166,28 @@ async def test_a_database_from_before_the_console_reads_is_migrated_with_what_ca
     assert months[0]["covered_share"] == "1" and months[0]["estimated_share"] is None
     day = await _curve(fleet.http, "WM-D1", "day", local(date(2026, 11, 15)), local(date(2026, 11, 16)))
     assert day[0]["all_actual"] and day[0]["estimated_share"] == "0"
+
+
+async def test_a_group_of_water_and_electricity_meters_is_summed_per_utility_never_across_units(fleet: Any) -> None:
+    from amiflow_schemas.events.registry import MeterDefined
+    from amiflow_schemas.examples import example_payloads
+    from amiflow_schemas.primitives import Unit, Utility
+
+    from .conftest import TENANT, _envelope, registry_handler, zones
+
+    defined: MeterDefined = example_payloads()["MeterDefined"]
+    meter = defined.meter.model_copy(update={"meter_id": "EM-D9", "utility": Utility.ELECTRICITY, "unit": Unit.KWH,
+                                             "replaces_meter_id": None, "installed_at": None,
+                                             "installation_reading": None})
+    event = defined.model_copy(update={"meter": meter, "device_key": f"{TENANT}/meter/EM-D9"})
+    async with fleet.runtime.sessions() as session, session.begin():
+        await registry_handler(fleet.clock, zones)(session, _envelope(event, "EM-D9", fleet.clock.now()))
+    period = {**_period(local(date(2026, 11, 9)), local(date(2026, 11, 16))), "granularity": "day"}
+    mixed = await fleet.http.get("/v1/groups/building/B3/consumption", params=period)
+    assert mixed.status_code == 422
+    assert mixed.json()["detail"]["problem"] == "mixed_units" and "electricity in kWh" in mixed.text
+    water = await fleet.http.get("/v1/groups/building/B3/consumption", params={**period, "utility": "water"})
+    assert water.status_code == 200, water.text
+    k = _on(date(2026, 11, 16))
+    plain_day = {b["start"]: b for b in water.json()}["2026-11-14T16:00:00Z"]
+    assert (plain_day["unit"], Decimal(plain_day["consumption"])) == ("m3", (d1(k) - d1(k - 1)) + (d2(k) - d2(k - 1)))

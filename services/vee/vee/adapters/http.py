@@ -10,7 +10,7 @@ from uuid import UUID
 
 from amiflow_runtime.http import Caller, RuntimeDep, Tenant, signed_by
 from amiflow_schemas.events.readings import RegisterValue
-from amiflow_schemas.primitives import Identifier, Text
+from amiflow_schemas.primitives import Identifier, Text, Utility
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
@@ -156,12 +156,25 @@ class GroupBucketView(ConsumptionBucketView):
     complete_meters: int
 
 
-@router.get("/groups/{kind}/{group_id}/consumption", response_model=list[GroupBucketView])
+@router.get("/groups/{kind}/{group_id}/consumption", response_model=list[GroupBucketView],
+            responses={422: {"description": "The group's meters measure in different units and no utility was named"}})
 async def group_consumption(kind: GroupKind, group_id: str, runtime: RuntimeDep, tenant: Tenant, since: From = None,
-                            until: To = None, granularity: Granularity = Granularity.DAY) -> Any:
+                            until: To = None, granularity: Granularity = Granularity.DAY,
+                            utility: Annotated[Utility | None, Query(description="only this utility's meters; "
+                                                                      "needed when the group mixes units")] = None,
+                            ) -> Any:
     """The summed consumption of a building, customer type or district metered area, per local period."""
     async with runtime.sessions() as session:
-        members = [m.meter_id for m in await registry_db.meters_in_group(session, tenant, kind.value, group_id)]
+        in_group = await registry_db.meters_in_group(session, tenant, kind.value, group_id)
+        if utility is not None:
+            in_group = [m for m in in_group if m.utility == utility]
+        units = sorted({(m.utility.value, m.unit.value) for m in in_group})
+        if len({unit for _, unit in units}) > 1:
+            # m³ of water and kWh of electricity do not add up: say so instead of a meaningless sum.
+            mixed = ", ".join(f"{u} in {unit}" for u, unit in units)
+            raise HTTPException(422, detail={"problem": "mixed_units",
+                                             "reason": f"the group's meters measure {mixed}; name a utility"})
+        members = [m.meter_id for m in in_group]
         known = await registry_db.swap_neighbourhood(session, tenant, members)
         series = sorted({registry_db.series_in(known, m) for m in members})
         rows = await series_db.group_buckets(session, tenant, series, granularity.value, since, until)
