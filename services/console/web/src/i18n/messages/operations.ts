@@ -8,6 +8,8 @@ export default {
       granularity: { hour: "按小时", day: "按日", month: "按月" },
       groupKind: { meter: "表计", building: "楼栋", customer_type: "用户类型", district_metered_area: "计量分区" },
       curves: {
+        utility: "能源类型",
+        allUtilities: "全部（单一计量单位时）",
         title: "用量曲线",
         shareHint: "当前选择保存在网址中，复制网址即可分享此曲线。",
         kind: "类型",
@@ -364,6 +366,8 @@ export default {
       granularity: { hour: "Hourly", day: "Daily", month: "Monthly" },
       groupKind: { meter: "Meter", building: "Building", customer_type: "Customer type", district_metered_area: "District (DMA)" },
       curves: {
+        utility: "Utility",
+        allUtilities: "All (when one unit)",
         title: "Consumption curves",
         shareHint: "The choice is kept in the address: copy it to share this curve.",
         kind: "Kind",
