@@ -17,6 +17,16 @@ export class ApiError extends Error {
   }
 }
 
+// What to tell the user of a failed call: the service's reason, else its problem code, else the status.
+export function reasonOf(exc: unknown): string {
+  if (exc instanceof ApiError) return exc.reason || exc.problem || `HTTP ${exc.status}`;
+  return exc instanceof Error ? exc.message || String(exc) : String(exc);
+}
+
+export function problemOf(exc: unknown): string | null {
+  return exc instanceof ApiError ? exc.problem : null;
+}
+
 export interface CallOptions {
   method?: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   query?: Query;
@@ -36,7 +46,7 @@ export function url(service: Service, path: string, query?: Query): string {
   return `/api/${service}${path.startsWith("/") ? path : `/${path}`}${qs ? `?${qs}` : ""}`;
 }
 
-function reasonOf(status: number, body: unknown): { problem: string; reason: string } {
+function refusalOf(status: number, body: unknown): { problem: string; reason: string } {
   if (body && typeof body === "object") {
     let b = body as Record<string, unknown>;
     // The services answer their own refusals as {"detail": {"problem", "reason"}}; FastAPI's as {"detail": "…"}.
@@ -45,7 +55,9 @@ function reasonOf(status: number, body: unknown): { problem: string; reason: str
       ? (b.errors as { location?: string; reason?: string }[]).map((e) => `${e.location}: ${e.reason}`).join("; ")
       : "";
     const detail = typeof b.detail === "string" ? b.detail : b.detail ? JSON.stringify(b.detail) : "";
-    const reason = (typeof b.reason === "string" && b.reason) || errors || detail || b.error_description;
+    // Some refusals list what failed (e.g. a tariff's checks) beside their reason.
+    const checks = Array.isArray(b.checks) ? ` ${b.checks.join(", ")}` : "";
+    const reason = ((typeof b.reason === "string" && b.reason) || errors || detail || b.error_description || "") + checks;
     return { problem: String(b.problem ?? b.error ?? status), reason: String(reason ?? "") };
   }
   return { problem: String(status), reason: typeof body === "string" ? body : "" };
@@ -77,7 +89,7 @@ export async function raw(service: Service, path: string, options: CallOptions =
     } catch {
       /* not JSON: keep the text */
     }
-    const { problem, reason } = reasonOf(answer.status, parsed);
+    const { problem, reason } = refusalOf(answer.status, parsed);
     // An expired or revoked token: log in again (the login page says why).
     if (answer.status === 401 && session.token && service !== "identity") expire();
     throw new ApiError(answer.status, problem, reason, parsed);

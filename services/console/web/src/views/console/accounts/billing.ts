@@ -1,7 +1,8 @@
 // What the accounts pages and the customer portal read from billing, commands and notify: the answers' shapes
 // (as the services' response models define them), refusals with the service's own reason, and exact arithmetic
 // on the decimal strings money and quantities arrive as (never floats).
-import { ApiError, call, raw, type CallOptions, type Service } from "../../../api/client";
+import { call, problemOf, raw, reasonOf, type CallOptions, type Service } from "../../../api/client";
+import { compare, negate, sum } from "../../../decimal";
 
 export type BalanceState = "normal" | "low" | "depleted";
 export const BALANCE_STATES: BalanceState[] = ["normal", "low", "depleted"];
@@ -202,50 +203,16 @@ export interface ContactRecord {
 
 // --- Refusals --------------------------------------------------------------------------------------------------
 
-// The services answer {"detail": {"problem", "reason"}} for their own refusals (FastAPI's HTTPException), which
-// the shared client reads as a JSON string: take the reason out of it.
-function unwrapped(exc: ApiError): ApiError {
-  const body = exc.body as { detail?: unknown } | null;
-  const detail = body && typeof body === "object" ? body.detail : undefined;
-  if (detail && typeof detail === "object" && !Array.isArray(detail)) {
-    const d = detail as { problem?: unknown; reason?: unknown };
-    const reason = typeof d.reason === "string" ? d.reason : exc.reason;
-    const problem = typeof d.problem === "string" ? d.problem : exc.problem;
-    return new ApiError(exc.status, problem, reason, exc.body);
-  }
-  return exc;
-}
-
-// `call` whose refusals carry the service's reason and problem code.
-export async function api<T>(service: Service, path: string, options: CallOptions = {}): Promise<T> {
-  try {
-    return await call<T>(service, path, options);
-  } catch (exc) {
-    throw exc instanceof ApiError ? unwrapped(exc) : exc;
-  }
-}
+// `call`, named as these pages know it (the shared client already reads the services' reason and problem code).
+export const api = call;
 
 // The answer with its status (201 created / 200 an earlier request's answer again).
 export async function apiAnswer<T>(service: Service, path: string, options: CallOptions = {}): Promise<{ status: number; body: T }> {
-  try {
-    const answer = await raw(service, path, options);
-    return { status: answer.status, body: (await answer.json()) as T };
-  } catch (exc) {
-    throw exc instanceof ApiError ? unwrapped(exc) : exc;
-  }
+  const answer = await raw(service, path, options);
+  return { status: answer.status, body: (await answer.json()) as T };
 }
 
-export function reasonOf(exc: unknown): string {
-  if (exc instanceof ApiError) {
-    const plain = unwrapped(exc);
-    return plain.reason || plain.problem || `HTTP ${plain.status}`;
-  }
-  return exc instanceof Error ? exc.message || String(exc) : String(exc);
-}
-
-export function problemOf(exc: unknown): string | null {
-  return exc instanceof ApiError ? unwrapped(exc).problem : null;
-}
+export { problemOf, reasonOf };
 
 // --- Decimal strings -------------------------------------------------------------------------------------------
 
@@ -268,48 +235,10 @@ export function plain(value: string): string {
   return `${sign === "-" ? "-" : ""}${head}${tail ? `.${tail}` : ""}`;
 }
 
-function parts(value: string): { units: bigint; scale: number } {
-  const text = plain(value);
-  const m = /^([-+]?)(\d+)(?:\.(\d*))?$/.exec(text);
-  if (!m) throw new Error(`not a decimal number: ${value}`);
-  const fraction = m[3] ?? "";
-  const units = BigInt(`${m[2]}${fraction}` || "0");
-  return { units: m[1] === "-" ? -units : units, scale: fraction.length };
-}
-
-function rescale(units: bigint, from: number, to: number): bigint {
-  return units * 10n ** BigInt(to - from);
-}
-
-function formatUnits(units: bigint, scale: number): string {
-  const negative = units < 0n;
-  const digits = (negative ? -units : units).toString().padStart(scale + 1, "0");
-  const whole = digits.slice(0, digits.length - scale);
-  const fraction = scale ? `.${digits.slice(digits.length - scale)}` : "";
-  return `${negative ? "-" : ""}${whole}${fraction}`;
-}
-
-// The exact sum of decimal strings, at the largest scale among them.
-export function sumDecimals(values: string[]): string {
-  const all = values.map(parts);
-  const scale = Math.max(0, ...all.map((p) => p.scale));
-  const total = all.reduce((acc, p) => acc + rescale(p.units, p.scale, scale), 0n);
-  return formatUnits(total, scale);
-}
-
-// -1, 0 or 1, exactly.
-export function compareDecimals(a: string, b: string): number {
-  const x = parts(a);
-  const y = parts(b);
-  const scale = Math.max(x.scale, y.scale);
-  const d = rescale(x.units, x.scale, scale) - rescale(y.units, y.scale, scale);
-  return d > 0n ? 1 : d < 0n ? -1 : 0;
-}
-
-export function negate(value: string): string {
-  const p = parts(value);
-  return formatUnits(-p.units, p.scale);
-}
+// Sums, comparisons and negation: the shared exact arithmetic (src/decimal.ts), under the names these pages use.
+export const sumDecimals = (values: string[]): string => sum(values);
+export const compareDecimals = compare;
+export { negate };
 
 // The change from `before` to `now` in percent, for showing only (a ratio, not money); null when before is 0.
 export function percentChange(now: string, before: string): number | null {

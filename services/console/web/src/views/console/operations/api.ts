@@ -1,7 +1,7 @@
 // What the operations pages read and send, as the services' route functions and response models define them
 // (vee: alarms_http.py, districts_http.py, http.py; commands: commands_http.py, batch_http.py, proposals_http.py,
 // web.py; billing: tariffs_http.py, reports_http.py; ingest: registry_files.py). Decimals arrive as strings.
-import { ApiError } from "../../../api/client";
+import { reasonOf } from "../../../api/client";
 import { session } from "../../../api/session";
 
 // ---- vee: consumption curves -------------------------------------------------------------------------------
@@ -256,21 +256,8 @@ export const MAX_TIERS = 16;
 
 // ---- helpers -----------------------------------------------------------------------------------------------
 
-// The reason a refusal gives, for the operator to read. The services answer {"detail": {"problem", "reason"}}
-// (an HTTPException with a dict), which the shared client passes on as JSON text: unwrap it here.
-export function reasonOf(exc: unknown): string {
-  if (exc instanceof ApiError) {
-    const body = exc.body as Record<string, unknown> | null;
-    const detail = body && typeof body === "object" ? body.detail : undefined;
-    if (detail && typeof detail === "object" && !Array.isArray(detail)) {
-      const d = detail as Record<string, unknown>;
-      if (typeof d.reason === "string" && d.reason) return d.reason;
-      if (Array.isArray(d.checks)) return `${String(d.reason ?? "")} ${d.checks.join(", ")}`.trim();
-    }
-    return exc.reason || exc.problem || `HTTP ${exc.status}`;
-  }
-  return exc instanceof Error ? exc.message || String(exc) : String(exc);
-}
+// The reason a refusal gives, for the operator to read (the shared client's reading of it).
+export { reasonOf };
 
 // The name an action is recorded under: the logged-in user's (the services refuse an operator signing as someone
 // else).

@@ -1,6 +1,6 @@
-// Exact arithmetic on the decimal strings the services send (consumption, prices): a total over a range and its
-// change against a comparison are computed here, and floating point would drift ("0.1" + "0.2"). A value is an
-// integer count of units of 10^-scale, held in a BigInt; nothing here ever goes through Number.
+// Exact arithmetic on the decimal strings the services send (consumption, prices, money), for every page: a
+// total over a range and its change against a comparison are computed here, and floating point would drift
+// ("0.1" + "0.2"). A value is an integer count of units of 10^-scale, held in a BigInt; never a Number.
 
 interface Exact {
   units: bigint;
