@@ -59,6 +59,7 @@ class Feed:
     tenant: str
     registry: list[Any] = field(default_factory=list)
     readings: list[tuple[str, datetime, Decimal]] = field(default_factory=list)
+    late: list[tuple[str, datetime, Decimal]] = field(default_factory=list)  # sent once the gap was estimated
 
     def meter(self, meter_id: str, schedule: ReadSchedule = HOURLY, dials: int = 8, district: str | None = None,
               **changes: Any) -> None:
@@ -71,15 +72,18 @@ class Feed:
         self.registry.append(defined.model_copy(update={"meter": state,
                                                         "device_key": f"{self.tenant}/meter/{meter_id}"}))
 
-    def read(self, meter_id: str, at: datetime, value: Decimal | str) -> None:
-        self.readings.append((meter_id, at, Decimal(value)))
+    def read(self, meter_id: str, at: datetime, value: Decimal | str, *, late: bool = False) -> None:
+        (self.late if late else self.readings).append((meter_id, at, Decimal(value)))
 
 
 def scenarios(feed: Feed) -> None:
     # T2 + T19: 02:00 is missing, interpolated when 03:00 comes, then the real 02:00 read arrives late.
     feed.meter("GAP")
-    for hour, value in ((0, "500.0"), (1, "501.0"), (3, "503.4"), (2, "502.5")):
+    # Late as in the field: after the gap was estimated. Sent with the others, it would come in the same
+    # consumed batch, be merged with them and never be estimated at all.
+    for hour, value in ((0, "500.0"), (1, "501.0"), (3, "503.4")):
         feed.read("GAP", T0 + 20 * D + hour * H, value)
+    feed.read("GAP", T0 + 20 * D + 2 * H, "502.5", late=True)
     # T3: three weeks of hourly history, then 07-11 h missing on the fourth like day.
     feed.meter("LONG")
     target = T0 + 22 * D + 6 * H
@@ -146,12 +150,34 @@ async def publish(bootstrap: str, feed: Feed, database_url: str) -> None:
         # are two partitions, so NEW's registration may be read before OLD's removal).
         await registry_known(database_url, feed)
         for meter_id, at, value in feed.readings:
-            reading = ReadingReceived.model_validate({
-                "meter_id": meter_id, "utility": "water", "measured_at": at, "source": "dtu", "gateway_id": "DTU-1",
-                "registers": [{"register": "total", "value": str(value), "unit": "m3"}]})
-            await _send(producer, "amiflow.ingest.readings", reading, feed.tenant, meter_id, at)
+            await _send(producer, "amiflow.ingest.readings", _reading(meter_id, at, value), feed.tenant, meter_id, at)
+        await producer.flush()
+        for meter_id, at, value in feed.late:
+            await estimated(database_url, feed.tenant, meter_id, at)
+            await _send(producer, "amiflow.ingest.readings", _reading(meter_id, at, value), feed.tenant, meter_id, at)
     finally:
         await producer.stop()
+
+
+def _reading(meter_id: str, at: datetime, value: Decimal) -> ReadingReceived:
+    return ReadingReceived.model_validate({
+        "meter_id": meter_id, "utility": "water", "measured_at": at, "source": "dtu", "gateway_id": "DTU-1",
+        "registers": [{"register": "total", "value": str(value), "unit": "m3"}]})
+
+
+async def estimated(database_url: str, tenant: str, meter_id: str, at: datetime) -> None:
+    """Wait until VEE has stored a point at ``at`` (an estimate, as nothing was read there yet)."""
+    app = api(VeeSettings(database_url=database_url))
+    runtime = app.state.runtime
+    try:
+        for _ in range(240):
+            async with runtime.sessions() as session:
+                if await series_db.latest_points(session, tenant, meter_id, at, at + timedelta(seconds=1), 1):
+                    return
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"VEE never estimated {meter_id} at {at}")
+    finally:
+        await runtime.engine.dispose()
 
 
 async def _send(producer: AIOKafkaProducer, topic: str, payload: Any, tenant: str, key: str, at: datetime) -> None:

@@ -3,7 +3,7 @@ persist the state, publish new and corrected points and alarm episodes, update t
 all in the transaction that also records the event id (inbox) and the events (outbox).
 
 The worker applies a consumed batch of readings as one `ReadingBatch`: locks, registry, rules and states
-read once for the batch, the readings applied one by one in memory, the states, points and buckets
+read once for the batch, each series' readings merged with one derivation, the states, points and buckets
 written back in one statement each. The device status, the timer and edits handle one series at a time
 (`series_of_meter`) under the same meter-then-series locks."""
 
@@ -194,16 +194,25 @@ class ReadingBatch:
 
     Opening it takes the locks of every meter and then of every series the batch touches (each set in
     sorted order, in one statement: two batches cannot deadlock), and reads the registry's swap
-    neighbourhoods, the tenants' rule sets and the kept series states once. Each reading is then applied
-    to the state in memory — several readings of one series (or of the old and the new meter of a swap)
-    build on each other exactly as they would one transaction each — and the write-back saves every
-    touched state, inserts the published points and upserts the changed buckets in one statement each.
+    neighbourhoods, the tenants' rule sets and the kept series states once. The readings of one series
+    (a concentrator's store-and-forward upload, a backlog, the old and the new meter of a swap) are merged
+    with one derivation when the first of them is handled, and each reading's call returns the events it
+    caused: the series' points end exactly as if they had come one transaction each — the derivation is
+    a function of the reads, not of their order — but a slot whose reading is in the batch is never first
+    published as an estimate and then corrected, an alarm starts where the merged data shows it, and a
+    day of hourly reads costs one derivation instead of 24. The write-back saves every touched state,
+    inserts the published points and upserts the changed buckets in one statement each.
     """
 
     clock: Clock
     contexts: dict[tuple[str, str], MeterContext]  # (tenant, meter) → its metering point; absent: unknown
     rules: dict[str, RuleSet]
     series: dict[tuple[str, str], _SeriesInBatch]  # (tenant, series id)
+    # (tenant, series id) → its readings in the batch, in delivery order, when there are several to merge
+    merged: dict[tuple[str, str], list[Envelope[Any]]] = field(default_factory=dict)
+    # A merged series' events by the reading they answer, each handed out by that reading's own call (in its
+    # span, so every reading stays one trace); what answers none of them goes with the series' last reading.
+    answers: dict[uuid.UUID, list[Envelope[Any]]] = field(default_factory=dict)
     points: list[dict[str, Any]] = field(default_factory=list)
     buckets: list[dict[str, Any]] = field(default_factory=list)
     alarms: list[tuple[str, AlarmRaised | AlarmCleared]] = field(default_factory=list)
@@ -232,7 +241,7 @@ class ReadingBatch:
             for series_id, context in ours.items():
                 series[tenant, series_id] = _SeriesInBatch(
                     tenant, kept.get(series_id) or MeterSeries(series_id=series_id), context.devices[-1].meter_id)
-        return cls(clock, contexts, rules, series)
+        return cls(clock, contexts, rules, series, merged=_mergeable(envelopes, contexts))
 
     async def handle(self, session: AsyncSession, envelope: Envelope[Any]) -> Sequence[Envelope[Any]]:
         if not isinstance(envelope.payload, ReadingReceived):
@@ -242,15 +251,28 @@ class ReadingBatch:
         context = self.contexts.get((envelope.tenant_id, received.meter_id))
         if context is None:  # rare (a meter registered a moment after its first reading): written at once
             return await _unknown_meter(session, envelope, received, now)
-        series = self.series[envelope.tenant_id, context.series_id]
-        outcome = engine.apply_reading(series.state, context, self.rules[envelope.tenant_id],
-                                       raw_read(received, envelope.event_id), now)
+        key = (envelope.tenant_id, context.series_id)
+        together = self.merged.pop(key, None)
+        if together is None and envelope.event_id in self.answers:
+            return self.answers.pop(envelope.event_id)  # merged when the series' first reading came
+        readings = together or [envelope]
+        series = self.series[key]
+        outcome = engine.apply_readings(series.state, context, self.rules[envelope.tenant_id],
+                                        [raw_read(e.payload, e.event_id) for e in readings], now)
         series.state, series.touched = outcome.state, True
-        found = publication(Cause.of(envelope), context, outcome, now)
+        found = publication(Cause.of(readings[-1]), context, outcome, now,
+                            causes={e.event_id: Cause.of(e) for e in readings})
         self.points += found.points
         self.buckets += found.buckets
         self.alarms += [(envelope.tenant_id, alarm) for alarm in found.alarms]
-        return found.events
+        if together is None:
+            return found.events
+        for reading in together:
+            self.answers[reading.event_id] = []
+        for event in found.events:
+            answered = event.causation_id if event.causation_id in self.answers else together[-1].event_id
+            self.answers[answered].append(event)
+        return self.answers.pop(envelope.event_id)
 
     async def write_back(self, session: AsyncSession) -> None:
         await series_db.save_many(session, [series_db.SeriesToSave(s.tenant_id, s.state, s.current_meter_id)
@@ -259,6 +281,28 @@ class ReadingBatch:
         await series_db.upsert_buckets(session, self.buckets)
         for tenant_id, alarm in self.alarms:  # in order: a clear may follow its raise in the same batch
             await alarms_db.apply(session, tenant_id, alarm)
+
+
+def _mergeable(envelopes: Sequence[Envelope[Any]],
+               contexts: Mapping[tuple[str, str], MeterContext]) -> dict[tuple[str, str], list[Envelope[Any]]]:
+    """The series with more than one reading in the batch, and their readings in delivery order.
+
+    A series whose readings come through meters seen with different contexts (the registry changed between
+    them, which a batch cannot show) is left to one derivation per reading."""
+    found: dict[tuple[str, str], list[Envelope[Any]]] = {}
+    seen: dict[tuple[str, str], MeterContext] = {}
+    mixed: set[tuple[str, str]] = set()
+    for envelope in envelopes:
+        if not isinstance(envelope.payload, ReadingReceived):
+            continue
+        context = contexts.get((envelope.tenant_id, envelope.payload.meter_id))
+        if context is None:
+            continue  # an unknown meter's reading is held, not derived
+        key = (envelope.tenant_id, context.series_id)
+        if seen.setdefault(key, context) != context:
+            mixed.add(key)
+        found.setdefault(key, []).append(envelope)
+    return {key: readings for key, readings in found.items() if len(readings) > 1 and key not in mixed}
 
 
 @dataclass(frozen=True)
@@ -284,14 +328,20 @@ class Publication:
     alarms: list[AlarmRaised | AlarmCleared]
 
 
-def publication(cause: Cause, context: MeterContext, outcome: engine.Outcome, now: datetime) -> Publication:
+def publication(cause: Cause, context: MeterContext, outcome: engine.Outcome, now: datetime,
+                causes: Mapping[uuid.UUID, Cause] | None = None) -> Publication:
+    """The outcome's events and rows. `causes` names, for an outcome of several readings, the cause of each
+    reading by its event id: a point is tied to the reading it came from (or closes the gap of), anything
+    else to `cause`."""
     tenant = cause.tenant_id
     events: list[Envelope[Any]] = []
     published = []
     for fact in outcome.points:
         # The core's publication id is the event id: a correction's supersedes_event_id names it, and a
         # replay of the same input publishes the same ids.
-        event = outgoing(reading_event(fact, context), cause, fact.point.meter_id, fact.point.at, now,
+        source = fact.point.source_event_id
+        because = (causes or {}).get(source, cause) if source is not None else cause
+        event = outgoing(reading_event(fact, context), because, fact.point.meter_id, fact.point.at, now,
                          event_id=fact.publication_id)
         events.append(event)
         published.append((fact, str(event.event_id)))

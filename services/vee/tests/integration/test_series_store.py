@@ -15,7 +15,7 @@ from amiflow_schemas import new_envelope
 from amiflow_schemas.events.readings import ReadingReceived
 from amiflow_schemas.events.registry import MeterDefined, ReadSchedule, ScheduleKind
 from amiflow_schemas.examples import example_payloads
-from sqlalchemy import update
+from sqlalchemy import select, update
 from vee.adapters import series_db
 from vee.config import VeeSettings
 from vee.main import build_runtime
@@ -223,32 +223,33 @@ async def test_a_buildings_consumption_is_the_exact_sum_of_its_meters_per_local_
     assert all(meters == 2 for total, meters in totals if total > 0)
 
 
-async def test_held_readings_are_validated_in_the_order_they_arrived(database_url: str) -> None:
+async def test_held_readings_are_validated_together_once_the_meter_is_known(database_url: str) -> None:
     runtime = build_runtime(VeeSettings(database_url=database_url), "test")
     runtime.clock = FrozenClock(START + timedelta(days=10))  # every read is held at the same instant
     await runtime.migrate()
     try:
-        await feed(runtime, [reading("WM-HOLD", d, v) for d, v in ((0, "10"), (1, "11"), (3, "13.4"), (2, "12.5"))])
+        held = [reading("WM-HOLD", d, v) for d, v in ((0, "10"), (1, "11"), (3, "13.4"), (2, "12.5"))]
+        await feed(runtime, held)
         async with runtime.sessions() as session, session.begin():
             # An update writes a new row version at the end of PostgreSQL's heap: a query without an order
             # would now return the first two reads last.
-            held = series_db.unplaced_reads
-            await session.execute(update(held).where(held.c.arrival <= 2).values(envelope=held.c.envelope))
+            table = series_db.unplaced_reads
+            await session.execute(update(table).where(table.c.arrival <= 2).values(envelope=table.c.envelope))
         defined: MeterDefined = example_payloads()["MeterDefined"]
         meter = defined.meter.model_copy(update={"meter_id": "WM-HOLD", "schedule": DAILY, "replaces_meter_id": None,
                                                  "installed_at": None, "installation_reading": None})
         registered = defined.model_copy(update={"meter": meter, "device_key": "t/meter/WM-HOLD"})
         async with runtime.sessions() as session, session.begin():
             placed = await registry_handler(runtime.clock, ZONES)(session, _envelope(registered, "WM-HOLD"))
-        first = {}
-        for event in placed:
-            if event.event_type in ("ReadingValidated", "ReadingCorrected"):
-                first.setdefault(event.payload.measured_at, event)
-        # As they arrived: day 1 is an actual from the start, day 2 is estimated across the gap and then
-        # corrected by its late actual (and day 3's interval with it); day 1 was never provisional.
-        assert [(d, first[START + timedelta(days=d)].payload.status.value) for d in range(4)] == [
-            (0, "actual"), (1, "actual"), (2, "estimated"), (3, "actual")]
-        corrected = [e.payload.measured_at for e in placed if e.event_type == "ReadingCorrected"]
-        assert sorted(corrected) == [START + timedelta(days=2), START + timedelta(days=3)]
+        # Merged with one derivation: every day is actual from the start (day 2, which arrived after day 3,
+        # is never estimated across the gap first), nothing is corrected, and each point is caused by the
+        # reading it came from.
+        readings = [e for e in placed if e.event_type in ("ReadingValidated", "ReadingCorrected")]
+        assert sorted((e.payload.measured_at, e.event_type, e.payload.status.value) for e in readings) == [
+            (START + timedelta(days=d), "ReadingValidated", "actual") for d in range(4)]
+        arrived = {e.payload.measured_at: e.event_id for e in held}
+        assert [e.causation_id for e in readings] == [arrived[e.payload.measured_at] for e in readings]
+        async with runtime.sessions() as session:
+            assert (await session.execute(select(table))).first() is None  # nothing is held any more
     finally:
         await runtime.engine.dispose()
