@@ -25,7 +25,7 @@ from vee.core.model import MeterSeries, RawRead
 from conftest import HOUR, make_meter
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
-MARKS = (10, 50, 200, 700, 1500)
+MARKS = (10, 50, 200, 700, 1500, 1680)  # 1,680: the steady state (prune at now - 40 d keeps 30 d before that)
 
 
 def raw(i: int) -> RawRead:

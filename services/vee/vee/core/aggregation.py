@@ -8,6 +8,7 @@ taking the rounding remainder so the buckets add up to the interval exactly. A l
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -119,6 +120,60 @@ def bucket_changes(before: Sequence[Bucket], after: Sequence[Bucket]) -> tuple[B
                                     bucket.consumption - (previous or Decimal(0)), bucket.all_actual,
                                     bucket.complete, bucket.covered_s, bucket.estimated_s))
     return tuple(changes)
+
+
+def _contribution(point: SeriesPoint) -> tuple[object, ...] | None:
+    # Everything of a point that its buckets are made of; None when it adds nothing to any bucket.
+    if not point.billable or point.previous_at is None or point.consumption is None:
+        return None
+    return point.previous_at, point.at, point.consumption, point.status is ValidationStatus.ESTIMATED
+
+
+def _moved(before: Sequence[SeriesPoint], after: Sequence[SeriesPoint]) -> list[SeriesPoint]:
+    """The points, old and new, whose contribution to the buckets differs between two views of one meter."""
+    old = {p.at: p for p in before}
+    moved = []
+    for point in after:
+        was = old.pop(point.at, None)
+        if was is point:
+            continue
+        if was is None or _contribution(was) != _contribution(point):
+            moved += [point] if was is None else [was, point]
+    return [*moved, *old.values()]
+
+
+def _touching(points: Sequence[SeriesPoint], starts: Sequence[datetime],
+              ends: Sequence[datetime]) -> list[SeriesPoint]:
+    # The points whose interval meets one of the buckets [starts[i], ends[i]) (sorted, disjoint), in order.
+    found, first = [], starts[0]
+    for point in points:
+        if point.at < first:
+            continue
+        index = bisect.bisect_left(ends, point.previous_at or point.at)
+        if index < len(starts) and starts[index] <= point.at:
+            found.append(point)
+    return found
+
+
+def view_changes(before: Sequence[SeriesPoint], after: Sequence[SeriesPoint], granularity: Granularity,
+                 zone: ZoneInfo, after_buckets: Sequence[Bucket] | None = None) -> tuple[BucketChange, ...]:
+    """``bucket_changes`` of the two views' aggregations, aggregating only the buckets a changed point touches.
+
+    A bucket is the sum of the points whose intervals meet it, in slot order, so a bucket no changed
+    point meets is the same in both views. ``after_buckets``: the after view's aggregation, if made already.
+    """
+    touched: dict[datetime, datetime] = {}
+    for point in _moved(before, after):
+        if point.billable and point.previous_at is not None and point.consumption is not None:
+            touched.update((start, end) for start, end, _, _ in _shares(
+                point.previous_at, point.at, point.consumption, granularity, zone))
+    if not touched:
+        return ()
+    starts = sorted(touched)
+    ends = [touched[s] for s in starts]
+    old = [b for b in aggregate(_touching(before, starts, ends), granularity, zone) if b.start in touched]
+    new = aggregate(_touching(after, starts, ends), granularity, zone) if after_buckets is None else after_buckets
+    return bucket_changes(old, [b for b in new if b.start in touched])
 
 
 SHARE_SHOWN = Decimal("0.0001")  # a share of a bucket's time, as a chart shades it

@@ -134,8 +134,12 @@ class _ChainBuilder:
             self.endpoints.append(Endpoint(at, device, register, register, position, value, None))
             return
         rules = self.parameters(at)
-        step = classify(last.effective, _wraps(last), register, device, _typical_use(self.history, last, at, rules),
-                        rules, value is not None and ReadFlag.REVERSE_FLOW in value.flags,
+        wraps = _wraps(last)
+        # The typical use only judges a register that went down; most reads move forward.
+        went_down = register + wraps * (device.modulus or Decimal(0)) < last.effective
+        typical_use = _typical_use(self.history, last, at, rules) if went_down else None
+        step = classify(last.effective, wraps, register, device, typical_use, rules,
+                        value is not None and ReadFlag.REVERSE_FLOW in value.flags,
                         manual=value is not None and value.edit is not None)
         if step.movement is Movement.MISREAD and value is not None:
             self.misreads.add(at)

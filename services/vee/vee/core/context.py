@@ -25,7 +25,7 @@ from amiflow_schemas.primitives import (
 )
 from pydantic import AwareDatetime, Field, model_validator
 
-from vee.core.grid import ReadGrid
+from vee.core.grid import ReadGrid, read_grid
 from vee.core.rules import ObjectGroups
 from vee.core.stored import Stored
 
@@ -105,11 +105,14 @@ class MeterContext(Stored):
     @property
     def grid(self) -> ReadGrid:
         """The slots this meter is expected to report at."""
-        return ReadGrid(self.read_interval, self.zone, self.read_time, self.read_offset)
+        return read_grid(self.read_interval, self.zone, self.read_time, self.read_offset)
 
     def device(self, meter_id: str) -> MeterDevice | None:
         """The device of the series with this id."""
-        return next((d for d in self.devices if d.meter_id == meter_id), None)
+        for device in self.devices:
+            if device.meter_id == meter_id:
+                return device
+        return None
 
     def device_at(self, at: datetime) -> MeterDevice:
         """The device in place at ``at`` (the latest one installed by then)."""
@@ -118,7 +121,7 @@ class MeterContext(Stored):
 
     def inactive_between(self, start: datetime, end: datetime) -> bool:
         """True when the service was disconnected during part of [start, end)."""
-        return any(p.overlaps(start, end) for p in self.inactive)
+        return bool(self.inactive) and any(p.overlaps(start, end) for p in self.inactive)
 
     def day_kind(self, day: date) -> int:
         """The weekday like days are matched on; a holiday counts as a Sunday."""

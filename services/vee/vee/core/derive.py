@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from amiflow_schemas.events.readings import RegisterValue, ValidationStatus
 
@@ -69,9 +70,9 @@ def _assemble(slots: list[datetime], values: Mapping[datetime, SlotValue], chain
     points = []
     for slot in slots:
         failed = ((Check.NEGATIVE,) if slot in chain.misreads else ()) + ((Check.SPIKE,) if slot in spikes else ())
-        point, position = _draft(slot, values.get(slot), on_slots.get(slot), estimates.get(slot), failed,
-                                 previous, context, timeline)
-        point = _checked(point, previous, chain.history, context, timeline)
+        fields, position = _draft(slot, values.get(slot), on_slots.get(slot), estimates.get(slot), failed,
+                                  previous, context, timeline)
+        point = _checked(fields, previous, chain.history, context, timeline)
         points.append(point)
         if position is not None:
             previous = _Previous(slot, position, point)
@@ -104,11 +105,11 @@ def _value(slot: datetime, value: SlotValue | None, endpoint: Endpoint | None, e
 
 def _draft(slot: datetime, value: SlotValue | None, endpoint: Endpoint | None, estimate: Estimate | None,
            failed: tuple[Check, ...], previous: _Previous | None, context: MeterContext,
-           timeline: RuleTimeline) -> tuple[SeriesPoint, Decimal | None]:
+           timeline: RuleTimeline) -> tuple[dict[str, Any], Decimal | None]:
     found = _value(slot, value, endpoint, estimate, context)
     counted = previous if found.position is not None else None
     estimated = found.status is ValidationStatus.ESTIMATED
-    point = SeriesPoint(
+    fields = dict(
         at=slot, status=found.status, method=estimate.method if estimated and estimate else None,
         meter_id=found.meter_id, registers=found.registers,
         consumption=found.position - counted.position if counted and found.position is not None else None,
@@ -118,7 +119,7 @@ def _draft(slot: datetime, value: SlotValue | None, endpoint: Endpoint | None, e
         source_event_id=(value.source_event_id if value else None) or (estimate.source_event_id if estimate else None),
         edit=value.edit if value and found.status is ValidationStatus.EDITED else None,
         rule_id=timeline.at(slot).rule_id)
-    return point, found.position
+    return fields, found.position
 
 
 def _movement_checks(endpoint: Endpoint | None, timeline: RuleTimeline) -> tuple[Check, ...]:
@@ -133,11 +134,27 @@ def _movement_checks(endpoint: Endpoint | None, timeline: RuleTimeline) -> tuple
     return ()
 
 
-def _checked(point: SeriesPoint, previous: _Previous | None, history: UsageHistory, context: MeterContext,
+@dataclass(frozen=True, slots=True)
+class _Drafted:
+    """What the point-level checks read of a point before it is made."""
+
+    at: datetime
+    status: ValidationStatus
+    meter_id: str
+    registers: tuple[RegisterValue, ...]
+    consumption: Decimal | None
+    previous_at: datetime | None
+    checks: tuple[Check, ...]
+
+
+def _checked(fields: dict[str, Any], previous: _Previous | None, history: UsageHistory, context: MeterContext,
              timeline: RuleTimeline) -> SeriesPoint:
     """V10, V11 and V13 on a point with consumption."""
+    # The checks read the drafted point; the point is validated once, with their findings in.
+    point = _Drafted(fields["at"], fields["status"], fields["meter_id"], fields["registers"], fields["consumption"],
+                     fields["previous_at"], fields["checks"])
     if point.consumption is None or point.previous_at is None:
-        return point
+        return SeriesPoint(**fields)
     parameters = timeline.parameters(point.at)
     update: dict[str, object] = {}
     checks = [*point.checks, *_high_or_low(point, history, parameters)]
@@ -153,10 +170,10 @@ def _checked(point: SeriesPoint, previous: _Previous | None, history: UsageHisto
         update["register_consumption"] = deltas
         if deltas and not time_of_use_consistent(deltas, point.consumption, multiplier, parameters):
             checks.append(Check.SUM)
-    return point.model_copy(update={**update, "checks": ordered_checks(checks)})
+    return SeriesPoint(**{**fields, **update, "checks": ordered_checks(checks)})
 
 
-def _high_or_low(point: SeriesPoint, history: UsageHistory, parameters: VeeParameters) -> list[Check]:
+def _high_or_low(point: _Drafted, history: UsageHistory, parameters: VeeParameters) -> list[Check]:
     # V11 on reads a day or more apart; hourly use is judged on daily buckets by the alarms instead.
     if point.status is not ValidationStatus.ACTUAL or point.previous_at is None or point.consumption is None or (
             point.at - point.previous_at < DAY):
@@ -169,7 +186,7 @@ def _high_or_low(point: SeriesPoint, history: UsageHistory, parameters: VeeParam
     return [verdict] if verdict else []
 
 
-def _same_register_run(before: SeriesPoint, point: SeriesPoint) -> bool:
+def _same_register_run(before: SeriesPoint, point: _Drafted) -> bool:
     # Time-of-use deltas only between two actual reads of one device whose total moved forward normally.
     actual = before.status is ValidationStatus.ACTUAL and point.status is ValidationStatus.ACTUAL
     return actual and before.meter_id == point.meter_id and not {Check.ROLLOVER, Check.REVERSE_FLOW} & set(

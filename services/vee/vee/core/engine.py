@@ -17,7 +17,7 @@ from uuid import UUID
 from amiflow_schemas.events.alarms import AlarmSubject
 from amiflow_schemas.events.readings import ValidationStatus
 
-from vee.core.aggregation import BucketChange, aggregate, bucket_changes
+from vee.core.aggregation import BucketChange, aggregate, view_changes
 from vee.core.context import MeterContext
 from vee.core.derive import Derivation, derive_series
 from vee.core.device_alarms import DeviceStatus, device_conditions, silence_conditions
@@ -185,9 +185,11 @@ def _rederive(after: MeterSeries, context: MeterContext, rules: RuleSet, now: da
     reconciled = reconcile_points(after.published, derivation.points, context.tenant_id, context.series_id,
                                   timeline, after.settled_before)
     view = tuple(p.point for p in reconciled.view)
-    buckets = {g: (aggregate(before_view, g, context.zone), aggregate(view, g, context.zone)) for g in Granularity}
-    changes = tuple(c for old, new in buckets.values() for c in bucket_changes(old, new))
-    conditions = series_conditions(view, buckets[Granularity.HOUR][1], buckets[Granularity.DAY][1], context, timeline)
+    # The alarms read the whole hourly and daily series; the changes need only the buckets that moved.
+    hourly, daily = aggregate(view, Granularity.HOUR, context.zone), aggregate(view, Granularity.DAY, context.zone)
+    made = {Granularity.HOUR: hourly, Granularity.DAY: daily}
+    changes = tuple(c for g in Granularity for c in view_changes(before_view, view, g, context.zone, made.get(g)))
+    conditions = series_conditions(view, hourly, daily, context, timeline)
     episodes, alarms = reconcile_episodes(after.episodes, conditions, EpisodeOrigin.SERIES, _subject(context),
                                           view[-1].at if view else now)
     state = after.model_copy(update={"published": reconciled.view, "episodes": episodes})

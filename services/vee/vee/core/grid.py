@@ -28,6 +28,7 @@ class Granularity(StrEnum):
     MONTH = "month"
 
 
+@lru_cache(maxsize=1 << 12)  # spans repeat (an hour, a day); the same exact Decimal comes back
 def seconds(span: timedelta) -> Decimal:
     """A span in seconds as an exact Decimal (timedelta.total_seconds() is a float)."""
     return Decimal(span // timedelta(microseconds=1)) / Decimal(1_000_000)
@@ -71,14 +72,19 @@ class ReadGrid:
         if not timedelta(0) <= offset < interval:
             raise ValueError(f"a read offset must lie within the interval, not {offset}")
         self.interval, self.zone, self.read_time, self.offset = interval, zone, read_time, offset
-
-    @property
-    def daily(self) -> bool:
-        """True when the meter reads once per local day."""
-        return self.interval == DAY
+        self.daily = interval == DAY  # True when the meter reads once per local day
+        # Every derivation walks the same slots again: remember them (bounded, see _remember).
+        self._floors: dict[datetime, datetime] = {}
+        self._nexts: dict[datetime, datetime] = {}
 
     def floor(self, instant: datetime) -> datetime:
         """The latest slot at or before ``instant``."""
+        found = self._floors.get(instant)
+        if found is None:
+            found = _remember(self._floors, instant, self._floor(instant))
+        return found
+
+    def _floor(self, instant: datetime) -> datetime:
         unshifted = instant.astimezone(UTC) - self.offset
         if not self.daily:
             return _floor_wall_clock(unshifted, self.interval, self.zone) + self.offset
@@ -88,6 +94,14 @@ class ReadGrid:
 
     def next(self, slot: datetime) -> datetime:
         """The slot after ``slot``."""
+        if slot.tzinfo is not UTC:  # wall-clock arithmetic in another zone may differ: no memo
+            return self._next(slot)
+        found = self._nexts.get(slot)
+        if found is None:
+            found = _remember(self._nexts, slot, self._next(slot))
+        return found
+
+    def _next(self, slot: datetime) -> datetime:
         if self.daily:
             day = local_date(slot - self.offset, self.zone)
             return local_midnight(day + DAY, self.zone, self.read_time) + self.offset
@@ -112,6 +126,24 @@ class ReadGrid:
         """How many slots a local day holds: 24 or 23/25 for hourly reads, 96 or 92/100 for 15 min."""
         return sum(1 for _ in self.slots(local_midnight(day, self.zone), local_midnight(day + DAY, self.zone)
                                          - timedelta(microseconds=1)))
+
+
+# Instants per grid and question: a kept window of hourly slots and their reads (~70 days, ~3,400 instants).
+# With up to 64 grids that bounds the memos near 100 MB in the worst case (every grid full).
+_REMEMBERED = 1 << 12
+
+
+def _remember(memo: dict[datetime, datetime], instant: datetime, answer: datetime) -> datetime:
+    if len(memo) >= _REMEMBERED:
+        memo.clear()
+    memo[instant] = answer
+    return answer
+
+
+@lru_cache(maxsize=64)  # one grid per meter configuration, shared so that its memo is too
+def read_grid(interval: timedelta, zone: ZoneInfo, read_time: time, offset: timedelta) -> ReadGrid:
+    """The read grid of a meter configuration (the same object for the same configuration)."""
+    return ReadGrid(interval, zone, read_time, offset)
 
 
 @lru_cache(maxsize=1 << 16)  # pure and called for every point of every derivation

@@ -7,6 +7,7 @@ incomplete data) neither raise nor clear anything [AQC-LEAK]; they only restart 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -138,8 +139,10 @@ def stopped_meter(daily: Sequence[Bucket], points: Sequence[SeriesPoint], contex
 
 
 def _ratio_sample(day: Bucket, earlier: Sequence[Bucket], check: Check, timeline: RuleTimeline) -> Sample:
+    # ``earlier``: the days before ``day``, in order; only the window's complete, all-actual ones count.
     parameters = timeline.parameters(day.start)
-    history = [b for b in earlier if b.all_actual and b.start >= day.start - parameters.adu_window]
+    first = bisect.bisect_left(earlier, day.start - parameters.adu_window, key=lambda b: b.start)
+    history = [b for b in earlier[first:] if b.all_actual]
     if not day.all_actual or len(history) < in_days(parameters.adu_min_history):
         return Sample(day.start, day.end, None, Decimal(0))
     adu = sum((b.consumption for b in history), Decimal(0)) / len(history)

@@ -57,7 +57,10 @@ def flagged(points: Sequence[SeriesPoint], context: MeterContext, timeline: Rule
     found = []
     by_end = {p.at: p for p in points}
     unit = _MEASURE.get(context.unit)
+    carried = {check for p in points for check in p.checks}
     for check, kind, description in _FLAGGED:
+        if check not in carried:  # no sample would be on: no run
+            continue
         for run in runs([_flag_sample(p, check) for p in points], immediately):
             severity = _backflow_severity(run, by_end, context, timeline) if kind is AlarmType.BACKFLOW \
                 else AlarmSeverity.WARNING

@@ -7,6 +7,7 @@ spec marks as suggested are ours too.
 
 from __future__ import annotations
 
+import bisect
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated
@@ -131,15 +132,28 @@ class RuleSet(Stored):
 
 
 class RuleTimeline:
-    """A meter's applicable rule versions, best first: the first one already in force applies."""
+    """A meter's applicable rule versions, best first: the first one already in force applies.
+
+    Which version applies only changes at a version's ``effective_from``, so the answer is worked
+    out once per span between those instants; a derivation asks for every slot several times.
+    """
 
     def __init__(self, versions: tuple[RuleVersion, ...]) -> None:
         self._ranked = sorted(versions, key=lambda v: (v.scope.specificity(), v.effective_from, v.rule_id),
                               reverse=True)
+        self._starts = sorted({v.effective_from for v in self._ranked})
+        # _in_force[k]: the version from _starts[k - 1] on (k = 0: before every version).
+        self._in_force = [DEFAULT_RULE, *(self._first_in_force(start) for start in self._starts)]
+
+    def _first_in_force(self, instant: datetime) -> RuleVersion:
+        return next((v for v in self._ranked if v.effective_from <= instant), DEFAULT_RULE)
 
     def at(self, instant: datetime) -> RuleVersion:
         """The rule version that governs data measured at ``instant``."""
-        return next((v for v in self._ranked if v.effective_from <= instant), DEFAULT_RULE)
+        starts = self._starts
+        if starts and instant >= starts[-1]:  # the usual case: data after the latest version began
+            return self._in_force[-1]
+        return self._in_force[bisect.bisect_right(starts, instant)]
 
     def parameters(self, instant: datetime) -> VeeParameters:
         """The parameters of the rule version in force at ``instant``."""

@@ -43,6 +43,11 @@ def _event_content(point: SeriesPoint) -> tuple[object, ...]:
             point.source_event_id, point.register_consumption, point.edit, point.meter_id)
 
 
+def _review(point: SeriesPoint) -> tuple[object, ...]:
+    # The rest of a point: what a change in review flags alone changes. With _event_content, every field.
+    return point.at, point.reverse_volume, point.checks, point.rule_id
+
+
 def _trivial(old: SeriesPoint, new: SeriesPoint, timeline: RuleTimeline) -> bool:
     # V15: a value that moved less than both thresholds is not worth a correction [ORA-FMR].
     if (old.status, old.method) != (new.status, new.method) or None in (old.consumption, new.consumption):
@@ -85,8 +90,8 @@ def reconcile_points(published: Sequence[PublishedPoint], derived: Sequence[Seri
         if settled_before is not None and point.at < settled_before:
             continue
         old = current.get(point.at)
-        if old is not None and _event_content(old.point) == _event_content(point):
-            if old.point != point:
+        if old is not None and (old.point is point or _event_content(old.point) == _event_content(point)):
+            if old.point is not point and _review(old.point) != _review(point):
                 current[point.at] = old.model_copy(update={"point": point})
                 revised.append(current[point.at])
             continue
