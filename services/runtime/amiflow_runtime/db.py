@@ -30,11 +30,15 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    any_,
+    bindparam,
     event,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.elements import ColumnElement
 
 log = logging.getLogger("amiflow.db")
 
@@ -194,6 +198,25 @@ async def lock_for_transaction(session: Any, *key_parts: str) -> None:
     topics touching the same meter must not interleave. SQLite writers are serialised already."""
     if session.bind.dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(*key_parts)})
+
+
+def one_of(session: Any, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column IN values``, written so that PostgreSQL sees the same statement whatever the number of values.
+
+    An IN list renders one placeholder per value: every batch size is a new statement text, which asyncpg
+    prepares again (a fifth of a batch worker's CPU under load, 2026-11-21 bench). ``= ANY(:array)`` is one
+    statement, prepared once per connection. SQLite (the embedded default) keeps the IN list.
+    ``session`` is a session or a connection: what says which database it is.
+    """
+    wanted = list(values)
+    if _dialect_of(session) == "postgresql":
+        return column == any_(bindparam(None, wanted, type_=postgresql.ARRAY(column.type)))
+    return column.in_(wanted)
+
+
+def _dialect_of(session: Any) -> str:
+    bind = getattr(session, "bind", None) or session
+    return str(bind.dialect.name)
 
 
 def lock_key(*key_parts: str) -> int:

@@ -9,6 +9,8 @@ from uuid import UUID
 from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from amiflow_runtime.db import one_of
+
 
 async def forget_before(session: AsyncSession, inbox: Table, cutoff: datetime, batch: int = 10_000) -> int:
     """Delete up to `batch` inbox rows processed before `cutoff`; returns how many went."""
@@ -39,9 +41,9 @@ async def claim_many(session: AsyncSession, inbox: Table, consumer: str, event_i
     wanted = {str(event_id): event_id for event_id in event_ids}
     seen: set[str] = set()
     keys = list(wanted)
-    for start in range(0, len(keys), 1000):  # bounded IN lists
+    for start in range(0, len(keys), 1000):  # bounded lists
         rows = await session.execute(select(inbox.c.event_id).where(
-            inbox.c.consumer == consumer, inbox.c.event_id.in_(keys[start:start + 1000])))
+            inbox.c.consumer == consumer, one_of(session, inbox.c.event_id, keys[start:start + 1000])))
         seen.update(r.event_id for r in rows)
     fresh = [key for key in keys if key not in seen]
     if fresh:

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from amiflow_runtime.db import one_of
 from amiflow_runtime.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
 from amiflow_runtime.telemetry import trace_headers
 
@@ -144,7 +145,7 @@ class OutboxRelay:
         ]
         await asyncio.gather(*futures)
         async with self.engine.begin() as conn:
-            await conn.execute(delete(self.outbox).where(self.outbox.c.id.in_([r.id for r in rows])))
+            await conn.execute(delete(self.outbox).where(one_of(conn, self.outbox.c.id, [r.id for r in rows])))
         for row in rows:
             OUTBOX_PUBLISHED.labels(row.topic).inc()
         return len(rows)

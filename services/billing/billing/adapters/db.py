@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from amiflow_runtime.db import ExactDecimal, UtcDateTime, inbox_table, outbox_table
+from amiflow_runtime.db import ExactDecimal, UtcDateTime, inbox_table, one_of, outbox_table
 from amiflow_schemas.primitives import Unit, Utility
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -67,7 +67,7 @@ async def load_many(session: AsyncSession, tenant_id: str, meter_ids: Iterable[s
     if not wanted:
         return {}
     rows = await session.execute(select(meter_consumption).where(
-        meter_consumption.c.tenant_id == tenant_id, meter_consumption.c.meter_id.in_(wanted)))
+        meter_consumption.c.tenant_id == tenant_id, one_of(session, meter_consumption.c.meter_id, wanted)))
     return {row.meter_id: _consumption(row) for row in rows}
 
 

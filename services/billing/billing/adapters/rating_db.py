@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from amiflow_runtime.db import ExactDecimal, UtcDateTime
+from amiflow_runtime.db import ExactDecimal, UtcDateTime, one_of
 from amiflow_schemas.primitives import Unit, Utility
 from sqlalchemy import Column, Integer, String, Table, Text, and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,8 +85,9 @@ async def periods_of_accounts(session: AsyncSession, tenant_id: str,
     if not keys:
         return {}
     rows = await session.execute(select(tier_periods).where(
-        tier_periods.c.tenant_id == tenant_id, tier_periods.c.account_id.in_(sorted({a for a, _, _ in keys})),
-        tier_periods.c.period_start.in_(sorted({s for _, _, s in keys}))))
+        tier_periods.c.tenant_id == tenant_id,
+        one_of(session, tier_periods.c.account_id, sorted({a for a, _, _ in keys})),
+        one_of(session, tier_periods.c.period_start, sorted({s for _, _, s in keys}))))
     found = {}
     for r in rows:
         key = (r.account_id, r.tariff_id, r.period_start)
@@ -131,7 +132,7 @@ async def rated_many(session: AsyncSession, tenant_id: str, reading_event_ids: I
     if not wanted:
         return {}
     rows = await session.execute(select(rated_readings.c.reading_event_id, rated_readings.c.account_id).where(
-        rated_readings.c.tenant_id == tenant_id, rated_readings.c.reading_event_id.in_(wanted)))
+        rated_readings.c.tenant_id == tenant_id, one_of(session, rated_readings.c.reading_event_id, wanted)))
     return {UUID(r.reading_event_id): str(r.account_id) for r in rows}
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from amiflow_runtime.db import ExactDecimal, UtcDateTime
+from amiflow_runtime.db import ExactDecimal, UtcDateTime, one_of
 from amiflow_runtime.outbox import outbox_rows, stage
 from amiflow_schemas import Envelope, EventPayload, decode_event, encode_event, new_envelope
 from amiflow_schemas.events.accounts import (
@@ -349,7 +349,7 @@ async def links_of_meters(session: AsyncSession, tenant_id: str,
     if not wanted:
         return found
     rows = await session.execute(select(meter_links).where(
-        meter_links.c.tenant_id == tenant_id, meter_links.c.meter_id.in_(wanted)).order_by(
+        meter_links.c.tenant_id == tenant_id, one_of(session, meter_links.c.meter_id, wanted)).order_by(
         meter_links.c.meter_id, meter_links.c.linked_at))
     for row in rows:
         found[row.meter_id].append((row.linked_at, row.unlinked_at, str(row.account_id)))
@@ -472,7 +472,7 @@ async def _folded(session: AsyncSession, events: Table, key: Any, tenant_id: str
     if not wanted:
         return {}
     rows = await session.execute(select(key.label("id"), events.c.envelope).where(
-        events.c.tenant_id == tenant_id, key.in_(wanted)).order_by(key, events.c.seq))
+        events.c.tenant_id == tenant_id, one_of(session, key, wanted)).order_by(key, events.c.seq))
     found: dict[str, Any] = {}
     for row in rows.all():
         found[row.id] = evolve(found.get(row.id), decoded(row.envelope).payload)
@@ -481,7 +481,7 @@ async def _folded(session: AsyncSession, events: Table, key: Any, tenant_id: str
 
 async def balances_of(session: AsyncSession, tenant_id: str, account_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     rows = await session.execute(select(account_balances).where(
-        account_balances.c.tenant_id == tenant_id, account_balances.c.account_id.in_(account_ids)))
+        account_balances.c.tenant_id == tenant_id, one_of(session, account_balances.c.account_id, account_ids)))
     return {row.account_id: row._asdict() for row in rows}
 
 
@@ -492,7 +492,7 @@ async def entries_of_accounts(session: AsyncSession, tenant_id: str,
         return {}
     rows = await session.execute(select(
         ledger_entries.c.account_id, ledger_entries.c.business_day, ledger_entries.c.envelope).where(
-        ledger_entries.c.tenant_id == tenant_id, ledger_entries.c.account_id.in_(list(spans)),
+        ledger_entries.c.tenant_id == tenant_id, one_of(session, ledger_entries.c.account_id, spans),
         ledger_entries.c.business_day >= min(first for first, _ in spans.values()),
         ledger_entries.c.business_day <= max(last for _, last in spans.values())).order_by(
         ledger_entries.c.account_id, ledger_entries.c.business_day, ledger_entries.c.recorded_at,
@@ -511,7 +511,7 @@ async def settlements_of_accounts(session: AsyncSession, tenant_id: str, account
                                   last: date) -> dict[str, list[DailySettled]]:
     """`settlements` of each account from first to last, oldest first."""
     rows = await session.execute(select(daily_settlements.c.account_id, daily_settlements.c.envelope).where(
-        daily_settlements.c.tenant_id == tenant_id, daily_settlements.c.account_id.in_(account_ids),
+        daily_settlements.c.tenant_id == tenant_id, one_of(session, daily_settlements.c.account_id, account_ids),
         daily_settlements.c.settlement_date >= first, daily_settlements.c.settlement_date <= last).order_by(
         daily_settlements.c.account_id, daily_settlements.c.settlement_date))
     found: dict[str, list[DailySettled]] = {}
@@ -527,7 +527,7 @@ async def last_settlements(session: AsyncSession, tenant_id: str,
         account_balances, and_(account_balances.c.tenant_id == daily_settlements.c.tenant_id,
                                account_balances.c.account_id == daily_settlements.c.account_id,
                                account_balances.c.settled_through == daily_settlements.c.settlement_date)).where(
-        daily_settlements.c.tenant_id == tenant_id, daily_settlements.c.account_id.in_(account_ids)))
+        daily_settlements.c.tenant_id == tenant_id, one_of(session, daily_settlements.c.account_id, account_ids)))
     return {row.account_id: decoded(row.envelope).payload for row in rows.all()}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from amiflow_runtime.db import UtcDateTime
+from amiflow_runtime.db import UtcDateTime, one_of
 from amiflow_schemas.events.registry import MeterState
 from sqlalchemy import Column, Integer, String, Table, Text, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,7 +64,7 @@ async def meter_states(session: AsyncSession, tenant_id: str, meter_ids: Iterabl
     if not wanted:
         return {}
     rows = await session.execute(select(meter_registry.c.state).where(
-        meter_registry.c.tenant_id == tenant_id, meter_registry.c.meter_id.in_(wanted)))
+        meter_registry.c.tenant_id == tenant_id, one_of(session, meter_registry.c.meter_id, wanted)))
     states = (MeterState.model_validate_json(r.state) for r in rows)
     return {state.meter_id: state for state in states}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from amiflow_runtime.db import UtcDateTime
+from amiflow_runtime.db import UtcDateTime, one_of
 from sqlalchemy import Column, String, Table, Text, and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,7 +38,8 @@ async def rule_sets(session: AsyncSession, tenant_ids: Iterable[str]) -> dict[st
     versions: dict[str, list[RuleVersion]] = {tenant_id: [] for tenant_id in wanted}
     if wanted:
         rows = await session.execute(
-            select(rule_versions.c.tenant_id, rule_versions.c.version).where(rule_versions.c.tenant_id.in_(wanted))
+            select(rule_versions.c.tenant_id, rule_versions.c.version).where(
+                one_of(session, rule_versions.c.tenant_id, wanted))
             .order_by(rule_versions.c.effective_from, rule_versions.c.rule_id))
         for r in rows:
             versions[r.tenant_id].append(RuleVersion.model_validate_json(r.version))

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from amiflow_runtime.db import ExactDecimal, UtcDateTime
+from amiflow_runtime.db import ExactDecimal, UtcDateTime, one_of
 from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, and_, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -84,7 +84,7 @@ async def load_many(session: AsyncSession, tenant_id: str, series_ids: Iterable[
     if not wanted:
         return {}
     rows = await session.execute(select(meter_series.c.series_id, meter_series.c.state).where(
-        meter_series.c.tenant_id == tenant_id, meter_series.c.series_id.in_(wanted)))
+        meter_series.c.tenant_id == tenant_id, one_of(session, meter_series.c.series_id, wanted)))
     return {r.series_id: MeterSeries.model_validate_json(r.state) for r in rows}
 
 
