@@ -46,6 +46,11 @@ log = logging.getLogger("commands")
 SKIPPED = Counter("amiflow_commands_supply_skipped_total", "Meters a balance decision left alone", ["tenant"])
 
 
+# What the two billing subscriptions act on: the ledger carries every charge, which the worker need not read.
+BALANCE_EVENTS = frozenset({BalanceDepleted.EVENT_TYPE, BalanceRestored.EVENT_TYPE})
+ACCOUNT_EVENTS = frozenset({MeterLinkedToAccount.EVENT_TYPE, MeterUnlinkedFromAccount.EVENT_TYPE})
+
+
 def balance_handler(clock: Clock, settings: CommandsSettings) -> Handler:
     """BalanceDepleted / BalanceRestored → cut-off or restore commands per the tenant's policy (B2-B4)."""
 

@@ -18,6 +18,8 @@ from commands.adapters import db
 from commands.adapters.http import router
 from commands.adapters.undo import UNDO
 from commands.app import (
+    ACCOUNT_EVENTS,
+    BALANCE_EVENTS,
     account_handler,
     alarm_handler,
     balance_handler,
@@ -68,12 +70,12 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
             await asyncio.sleep(settings.timer_interval_s)
 
     return worker_app(runtime, [
-        Subscription("commands.balance", [BALANCE], balance_handler(clock, settings)),
+        Subscription("commands.balance", [BALANCE], balance_handler(clock, settings), BALANCE_EVENTS),
         Subscription("commands.registry", [REGISTRY], registry_handler(clock)),
         Subscription("commands.lifecycle", [LIFECYCLE], lifecycle_handler(clock, settings)),
         Subscription("commands.device-status", [DEVICE_STATUS], status_handler(clock, settings)),
         Subscription("commands.alarms", [ALARMS], alarm_handler(clock, settings)),
-        Subscription("commands.accounts", [ACCOUNTS], account_handler(clock, settings)),
+        Subscription("commands.accounts", [ACCOUNTS], account_handler(clock, settings), ACCOUNT_EVENTS),
     ], [command_timer])
 
 

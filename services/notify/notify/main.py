@@ -22,6 +22,7 @@ from notify.adapters.undo import UNDO
 from notify.app import gather_digests, notification_handler, send_reminders
 from notify.config import NotifySettings
 from notify.core.model import Notification
+from notify.core.triggers import NOTIFIED_EVENTS
 from notify.delivery import Deliverer
 
 log = logging.getLogger("notify")
@@ -72,7 +73,8 @@ def worker(settings: ServiceSettings) -> Callable[[], None]:
             await asyncio.sleep(REMINDER_INTERVAL_S)
 
     handler = notification_handler(runtime.clock, settings)
-    return worker_app(runtime, [Subscription(settings.consumer_group, SOURCES, handler)], [deliveries, reminders])
+    return worker_app(runtime, [Subscription(settings.consumer_group, SOURCES, handler, NOTIFIED_EVENTS)],
+                      [deliveries, reminders])
 
 
 def _dead_letter(runtime: ServiceRuntime) -> Callable[[Notification, str], Awaitable[None]]:

@@ -15,6 +15,10 @@ EVENTS_DUPLICATE = Counter(
     "amiflow_events_duplicate_total", "Redelivered events the inbox recognised and skipped",
     ["consumer", "event_type"],
 )
+EVENTS_PASSED_OVER = Counter(
+    "amiflow_events_passed_over_total", "Records of event types the consumer does not act on, passed over unread",
+    ["consumer", "event_type"],
+)
 EVENTS_DEAD_LETTERED = Counter(
     "amiflow_events_dead_lettered_total", "Records sent to a dead-letter topic", ["consumer", "reason"],
 )

@@ -11,6 +11,11 @@ a morning's uploads. If any event of the batch fails for a reason of its own, th
 back and the batch is applied again event by event, so one poison event is dead-lettered alone and
 the others are applied; an outage (database or broker away) is waited out for the whole batch.
 
+A pipeline may name the event types its handler acts on (`wanted`): a record whose `event_type` header
+names another type is passed over before decoding — no transaction, no inbox row — since its handler would
+do nothing with it (the commands worker reads every ChargeApplied of the ledger for the few account links
+it acts on). A record without the header is decoded and handled as usual.
+
 A handler may be a `BatchHandler`: its scope sees the batch's fresh events before any of them is
 handled (to take their locks and read what they need in a few set-based queries) and writes back
 after the last one (multi-row upserts), around the per-event handler it yields. Events still go
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from amiflow_schemas import Envelope, EventDecodeError, decode_event
+from amiflow_schemas.envelope import HEADER_EVENT_TYPE
 from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,7 +43,13 @@ from amiflow_runtime import inbox, outbox
 from amiflow_runtime.clock import Clock
 from amiflow_runtime.deadletter import ConsumedRecord, DeadLetters
 from amiflow_runtime.logs import log_context
-from amiflow_runtime.metrics import EVENTS_DUPLICATE, EVENTS_HANDLED, HANDLER_RETRIES, HANDLER_SECONDS
+from amiflow_runtime.metrics import (
+    EVENTS_DUPLICATE,
+    EVENTS_HANDLED,
+    EVENTS_PASSED_OVER,
+    HANDLER_RETRIES,
+    HANDLER_SECONDS,
+)
 from amiflow_runtime.telemetry import consume_span
 
 log = logging.getLogger("amiflow.pipeline")
@@ -95,9 +107,25 @@ class EventPipeline:
     clock: Clock
     on_staged: Callable[[], None] = lambda: None
     max_transient_backoff_s: float = 30.0
+    wanted: frozenset[str] | None = None  # the event types the handler acts on; None: every type
+
+    def passes_over(self, record: ConsumedRecord) -> bool:
+        """True for a record whose header names an event type the handler does not act on (counted)."""
+        if self.wanted is None:
+            return False
+        named = next((value for key, value in record.headers if key == HEADER_EVENT_TYPE), None)
+        if named is None:
+            return False
+        event_type = named.decode("utf-8", "replace")
+        if event_type in self.wanted:
+            return False
+        EVENTS_PASSED_OVER.labels(self.consumer, event_type).inc()
+        return True
 
     async def apply(self, record: ConsumedRecord) -> None:
         """Apply one record; returns when it is applied, skipped as a duplicate, or dead-lettered."""
+        if self.passes_over(record):
+            return
         try:
             envelope = decode_event(record.value or b"")
         except EventDecodeError as exc:
@@ -110,10 +138,14 @@ class EventPipeline:
         skipped as a duplicate, or dead-lettered."""
         decoded: list[tuple[ConsumedRecord, Envelope[Any]]] = []
         for record in records:
+            if self.passes_over(record):
+                continue
             try:
                 decoded.append((record, decode_event(record.value or b"")))
             except EventDecodeError as exc:
                 await self.dead_letters.publish(record, str(exc), "undecodable", self.clock.now())
+        if not decoded:
+            return
         if len(decoded) == 1:
             await self._apply_decoded(*decoded[0])
             return

@@ -34,6 +34,8 @@ class Subscription:
     consumer: str
     topics: Sequence[str]
     handler: Handler | BatchHandler
+    # The event types the handler acts on; records of other types are passed over unread (see pipeline).
+    event_types: frozenset[str] | None = None
 
 
 @dataclass
@@ -112,18 +114,19 @@ class ServiceRuntime:
                 log.info("forgot %d inbox ids older than %s", forgotten, cutoff.date())
             await asyncio.sleep(1 if forgotten else 3600)
 
-    def pipeline(self, consumer: str, handler: Handler | BatchHandler) -> EventPipeline:
+    def pipeline(self, consumer: str, handler: Handler | BatchHandler,
+                 event_types: frozenset[str] | None = None) -> EventPipeline:
         """An EventPipeline bound to this process's database, outbox and dead-letter topic."""
         assert self.producer is not None, "the producer starts before any pipeline"
         return EventPipeline(
             consumer=consumer, sessions=self.sessions, inbox=self.inbox, outbox=self.outbox,
             handler=handler, dead_letters=DeadLetters(self.producer, self.dead_letter_topic, consumer),
-            clock=self.clock, on_staged=self.wake_relay,
+            clock=self.clock, on_staged=self.wake_relay, wanted=event_types,
         )
 
     def _spawn_consumer(self, subscription: Subscription) -> None:
         consumer = InboxConsumer(self.settings, subscription.topics,
-                                 self.pipeline(subscription.consumer, subscription.handler))
+                                 self.pipeline(subscription.consumer, subscription.handler, subscription.event_types))
         self.consumers.append(consumer)
         self._spawn(consumer.run(), subscription.consumer)
 

@@ -12,7 +12,14 @@ from enum import StrEnum
 from amiflow_schemas import EventPayload
 from amiflow_schemas.events.alarms import AlarmCleared, AlarmRaised
 from amiflow_schemas.events.billing import BalanceDepleted, BalanceLow, BalanceRestored, PaymentReceived
-from amiflow_schemas.events.commands import CommandFailed
+from amiflow_schemas.events.commands import CommandEscalated, CommandFailed
+
+# Every event type the handler acts on (a trigger record, the balance state, or a notification): the worker
+# passes over the rest of its topics unread — the ledger's charges above all (see amiflow_runtime.pipeline).
+# tests/unit/test_triggers.py holds this to trigger_for and subject_of.
+NOTIFIED_EVENTS = frozenset(t.EVENT_TYPE for t in (
+    BalanceLow, BalanceDepleted, BalanceRestored, PaymentReceived, AlarmRaised, AlarmCleared, CommandFailed,
+    CommandEscalated))
 
 
 class Audience(StrEnum):

@@ -30,3 +30,18 @@ def test_the_subject_comes_from_the_event_not_a_constant() -> None:
 
 def test_a_validated_reading_calls_for_no_notification() -> None:
     assert trigger_for(_EXAMPLES["ReadingValidated"]) is None
+
+
+def test_the_worker_passes_over_only_events_that_call_for_nothing() -> None:
+    # The worker reads only NOTIFIED_EVENTS (the rest of its topics unread): every other known event must be
+    # one the handler would do nothing with — no trigger, no subject, no balance state.
+    from zoneinfo import ZoneInfo
+
+    from notify.app import BALANCE_EVENTS
+    from notify.core.subjects import subject_of
+    from notify.core.triggers import NOTIFIED_EVENTS
+
+    acted_on = {name for name, payload in _EXAMPLES.items()
+                if trigger_for(payload) is not None or subject_of(payload, zone=ZoneInfo("Asia/Shanghai")) is not None
+                or isinstance(payload, BALANCE_EVENTS)}
+    assert acted_on == set(NOTIFIED_EVENTS)
