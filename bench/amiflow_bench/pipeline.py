@@ -17,6 +17,8 @@ Figures:
   (the record's timestamp, when billing's relay published it), open loop at fractions of the
   maximum rate;
 - depletion: BalanceDepleted → Valve/RelayCommandIssued, both record timestamps;
+- upload: every meter's concentrator uploads the hours it stored at once (store-and-forward, as in the
+  morning peak), a meter's readings back to back; the drain rate per stage, as for capacity;
 - CPU microseconds per reading of every process, over the sustained window.
 """
 
@@ -75,15 +77,16 @@ class Scale:
     window_s: float
     latency_window_s: float
     latency_loads: tuple[float, ...]  # fractions of the maximum rate
+    upload_hours: int  # hours of readings each meter's concentrator uploads at once for the upload figure
 
 
 SCALES = {
     # Sized for what the pipeline does today (tens to hundreds of readings a second on 2 cores); opening
     # the accounts through billing's audited API is itself ~10 a second. Grow it as the pipeline grows.
     "full": Scale(meters=1000, depletion_accounts=100, burst=6_000, burst_s=45.0, window_s=40.0, latency_window_s=25.0,
-                  latency_loads=(0.25, 0.5, 0.75)),
+                  latency_loads=(0.25, 0.5, 0.75), upload_hours=24),
     "quick": Scale(meters=200, depletion_accounts=20, burst=1_600, burst_s=8.0, window_s=8.0, latency_window_s=5.0,
-                   latency_loads=(0.5,)),
+                   latency_loads=(0.5,), upload_hours=12),
 }
 
 
@@ -208,6 +211,15 @@ class Fleet:
             self.next_slot[meter] += 1
         return taken
 
+    def stored(self, lane: int, hours: int) -> list[tuple[str, int]]:
+        """What the lane's concentrators upload after `hours` without a link: each meter's next `hours`
+        slots, a meter's readings back to back (ingest keys them by meter: one partition, in order)."""
+        taken = []
+        for meter in self.meters[lane::LANES]:
+            taken += [(meter, self.next_slot[meter] + h) for h in range(hours)]
+            self.next_slot[meter] += hours
+        return taken
+
 
 @dataclass
 class Run:
@@ -237,11 +249,12 @@ class Run:
                 latency = [await self._latency(max(1, round(maximum * load)), load)
                            for load in self.size.latency_loads]
                 depletion = await self._depletion()
+                upload = await self._upload()
             finally:
                 await self.tracker.stop()
         return {"meters": self.size.meters, "accounts": self.size.meters + self.size.depletion_accounts,
                 "setup": setup, "capacity": capacity, "sustainable": sustained, "latency": latency,
-                "depletion": depletion}
+                "depletion": depletion, "upload": upload}
 
     # --- set-up --------------------------------------------------------------------------------------------
 
@@ -368,6 +381,31 @@ class Run:
                 "validated_per_s": round(self.tracker.rate("validated", ended, vee_done)) if vee_done > ended else None,
                 "charged_per_s": round(self.tracker.rate("charged", ended, drained)),
                 "drain_s": round(drained - ended, 1), "profile": profile}
+
+    async def _upload(self) -> dict[str, Any]:
+        """Every meter's stored hours at once, in posts of up to 1,000 per lane: the drain rate per stage.
+
+        Unlike the capacity flood (round robin over meters, so a consumed batch holds about one reading per
+        meter), a batch here holds runs of one meter's readings, which VEE merges with one derivation."""
+        hours = self.size.upload_hours
+        before = self.offered
+        began = time.time()
+
+        async def lane(number: int) -> None:
+            readings = self.fleet.stored(number, hours)
+            for n in range(0, len(readings), 1000):
+                await self._post_readings(readings[n:n + 1000], time.time())
+
+        await asyncio.gather(*(lane(n) for n in range(LANES)))
+        ended = time.time()
+        await self._drain()
+        drained = time.time()
+        vee_done = max(self.tracker.arrivals["validated"], default=drained)
+        return {"hours_per_meter": hours, "offered": self.offered - before,
+                "ingest_accepted_per_s": round((self.offered - before) / (ended - began)),
+                "validated_per_s": round(self.tracker.rate("validated", began, vee_done)) if vee_done > began else None,
+                "charged_per_s": round(self.tracker.rate("charged", began, drained)),
+                "drain_s": round(drained - began, 1)}
 
     async def _sustainable(self, capacity: float) -> dict[str, Any]:
         rate = max(50.0, capacity * 0.9)

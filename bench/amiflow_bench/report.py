@@ -51,6 +51,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
              "", ""),
             ("pipeline capacity: VEE validated", _fmt(_get(pipeline, "capacity", "validated_per_s"), " /s"), "", ""),
             ("pipeline capacity: billing charged", _fmt(_get(pipeline, "capacity", "charged_per_s"), " /s"), "", ""),
+            (f"concentrator upload ({_fmt(_get(pipeline, 'upload', 'hours_per_meter'))} h per meter at once): "
+             "VEE validated / billing charged",
+             f"{_fmt(_get(pipeline, 'upload', 'validated_per_s'))} / {_fmt(_get(pipeline, 'upload', 'charged_per_s'))}"
+             " /s", "", ""),
             ("pipeline sustained (backlog not growing)", _fmt(sustained, " readings/s"), "≥ 5,000/s (aim 10,000)",
              _verdict(sustained >= 5000 if sustained is not None else None)),
             ("… as a ratio to B0", _fmt(round(ratio, 3) if ratio else None), "≥ 0.25",
