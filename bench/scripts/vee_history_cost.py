@@ -8,7 +8,7 @@ Also the kept state's size and the CPU to parse and write it, which the worker p
 The kept window in production: the estimation timer settles slots older than 40 days (series_app.SETTLE_AFTER)
 and keeps max(ADU window 30 d, like-day lookback 4 weeks) of history before that (engine.prune) — ~1,680 hourly
 reads and ~960 published points per series once a meter has been read for ten weeks. (This script does not
-prune: its series publish a point per read, so its state at 1,680 reads is ~1.3 × the production one.)
+prune: its series publish a point per read, so its state at 1,680 reads is ~1.3 times the production one.)
 Uses the unit tests' meter builder (services/vee/tests/unit/conftest.py) for a default context and rule set.
 """
 
