@@ -51,6 +51,17 @@ def post_reading(http: httpx.Client, platform: Any, meter: str, at: datetime, va
     return str(body["event_id"])
 
 
+def baseline_validated(http: httpx.Client, platform: Any, meter: str, at: datetime) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        points = _ok(http.get(f"{platform.api['vee']}/v1/meters/{meter}/readings",
+                              params={"from": at.isoformat(), "to": (at + timedelta(minutes=1)).isoformat()}))
+        if any(point["status"] == "actual" for point in points):  # a held reading shows as failed until placed
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"VEE never validated {meter}'s baseline reading at {at}")
+
+
 def consumer_span(platform: Any, service: str, event_type: str, trace_id: str) -> ReceivedSpan | None:
     return next((s for s in platform.traces.trace(trace_id) if s.service == service and s.kind ==
                  SpanKind.CONSUMER.value + 1 and s.name.endswith(f" {event_type}")), None)
@@ -71,7 +82,10 @@ def test_a_reading_is_one_trace_from_ingest_through_vee_and_billing_to_notify(pl
         # The next two full hours: after the account opened, so the interval between them is billed.
         first = (datetime.now(UTC) + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
         post_reading(http, platform, meter, first, "100.000")
-        time.sleep(1)  # VEE places the baseline first; the second reading's interval is the one billed
+        # VEE places the baseline first; the second reading's interval is the one billed. Waiting for it also
+        # makes sure VEE knows the meter: a reading that comes before the registry's event is held, and
+        # validated later in the registry event's trace — the race a fixed sleep lost on a loaded machine.
+        baseline_validated(http, platform, meter, first)
         received = post_reading(http, platform, meter, first + timedelta(hours=1), "101.500")
 
     deadline = time.monotonic() + 120
