@@ -204,7 +204,7 @@ def one_of(session: Any, column: ColumnElement[Any], values: Iterable[Any]) -> C
     """``column IN values``, written so that PostgreSQL sees the same statement whatever the number of values.
 
     An IN list renders one placeholder per value: every batch size is a new statement text, which asyncpg
-    prepares again (a fifth of a batch worker's CPU under load, 2026-11-21 bench). ``= ANY(:array)`` is one
+    prepares again (~19 % of the billing worker under load, 2026-11-22 bench). ``= ANY(:array)`` is one
     statement, prepared once per connection. SQLite (the embedded default) keeps the IN list.
     ``session`` is a session or a connection: what says which database it is.
     """
