@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from amiflow_runtime.localkafka import free_port
+from amiflow_runtime.config import ServiceSettings
+from amiflow_runtime.kafka import ensure_topics
+from amiflow_runtime.localkafka import LocalKafka, free_port
 from amiflow_runtime.testing import create_database, stop_platform, wait_until_ready
 
 from .otlp import OtlpReceiver
@@ -39,6 +41,26 @@ class Platform:
 
     def logs(self) -> str:
         return self.log_file.read_text(errors="replace")
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[str]:
+    """A broker of one test's own, for a test that runs a worker of its own and reads what comes out of Kafka.
+
+    On the session's broker the platform (below) runs every worker too: its VEE validates the test's feed
+    as well and publishes under the same name-based event and alarm ids. Its consumer batches the feed its
+    own way, and VEE derives a batch's readings of a series together (an alarm episode starts where the
+    merged readings show it; a slot read in the same batch is never estimated first), so what came out
+    would be a mix of two workers, and one worker's loss could hide behind the other's output."""
+    from amiflow_schemas.topics import TOPICS
+
+    broker = LocalKafka(home=tmp_path / "kafka", port=free_port(), log_level="WARN")
+    bootstrap = broker.start()
+    try:
+        asyncio.run(ensure_topics(ServiceSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap), TOPICS))
+        yield bootstrap
+    finally:
+        broker.stop()
 
 
 @pytest.fixture(scope="session")
