@@ -3,12 +3,16 @@
 Order (vee.md §1, suggested): V4, V2, V5, V6, V3 (placement) → V7/V8 (the register chain) → V12 →
 estimation → V10, V11, V13 and V17 on the assembled points. Nothing here depends on the order the
 reads arrived in, which is what makes late and out-of-order data merge instead of being dropped.
+
+A new read changes the series only from where it can reach (see ``_reach``): the slots before that are
+derived as they were and are not assembled again, which keeps a reading's cost flat as history grows.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,8 +24,8 @@ from vee.core.chain import Chain, Endpoint, UsageHistory, days_between, walk
 from vee.core.checks import high_or_low, register_deltas, spike_failures, time_of_use_consistent
 from vee.core.context import MeterContext
 from vee.core.estimation import Estimate, estimate_gaps
-from vee.core.grid import DAY, in_days, local_date
-from vee.core.model import SEVERITY, Check, MeterSeries, SeriesPoint, Severity, ordered_checks
+from vee.core.grid import DAY, in_days, local_date, local_midnight
+from vee.core.model import SEVERITY, Check, MeterSeries, PublishedPoint, SeriesPoint, Severity, ordered_checks
 from vee.core.placement import Rejection, SlotValue, place
 from vee.core.registers import Backflow, Movement, backflow_class, displayed_register
 from vee.core.rules import RuleSet, RuleTimeline, VeeParameters
@@ -35,6 +39,8 @@ class Derivation:
     points: tuple[SeriesPoint, ...]
     rejected: tuple[Rejection, ...]
     history: UsageHistory
+    # Set when only the slots from here on were derived: the earlier ones are as the state published them.
+    since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,29 +50,86 @@ class _Previous:
     point: SeriesPoint | None  # None: a device's installation read before the first slot
 
 
-def derive_series(state: MeterSeries, context: MeterContext, rules: RuleSet) -> Derivation:
-    """Derive every slot from the first read on, from the state's raw reads and edits."""
+def derive_series(state: MeterSeries, context: MeterContext, rules: RuleSet,
+                  changed_from: datetime | None = None) -> Derivation:
+    """Derive the series from the state's raw reads and edits: every slot from the first read on, or, given
+    the earliest slot new reads were placed at, only the local days from where they can reach.
+
+    ``changed_from`` promises that the state's published points are this derivation's for every slot before
+    it: nothing but reads from ``changed_from`` on was added since the last derivation, on the same context
+    and rules (the engine keeps that promise with ``MeterSeries.derived_with``).
+    """
     timeline = rules.timeline(context.groups)
     values, rejected = place(state.reads, state.edits, context, timeline.parameters)
     chain = walk(values, frozenset(), context, timeline.parameters)
     spikes = spike_failures(chain, context, timeline.parameters)
     if spikes:  # a spike's read no longer bounds anything: place the chain again without it
         chain = walk(values, spikes, context, timeline.parameters)
-    estimates = estimate_gaps(chain, state.estimated_until, context, timeline.parameters)
     if not values:
         return Derivation((), tuple(rejected), chain.history)
+    reach = _reach(chain, min(values), context, changed_from) if changed_from is not None else None
+    estimates = estimate_gaps(chain, state.estimated_until, context, timeline.parameters,
+                              since=reach.anchor.at if reach else None)
     last = max(max(values), max(estimates, default=min(values)))
-    points = _assemble(list(context.grid.slots(min(values), last)), values, chain, estimates, spikes,
-                       context, timeline)
-    return Derivation(_revalidate_estimates(points, context, timeline), tuple(rejected), chain.history)
+    previous = _published_before(reach, estimates, state.published) if reach else None
+    if reach is None or previous is None:
+        reach, previous = None, None  # the whole series, from its first slot
+    slots = list(context.grid.slots(reach.since if reach else min(values), last))
+    points = _assemble(slots, values, chain, estimates, spikes, context, timeline, previous)
+    return Derivation(_revalidate_estimates(points, context, timeline), tuple(rejected), chain.history,
+                      reach.since if reach else None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reach:
+    """Where a change's effect on the series can begin."""
+
+    since: datetime  # a local midnight: every slot from here on is derived again, whole local days
+    anchor: Endpoint  # the last read on the chain before ``since``: no estimate before it matters
+
+
+def _reach(chain: Chain, first_slot: datetime, context: MeterContext, changed_from: datetime) -> _Reach | None:
+    """How far back reads placed from ``changed_from`` on can change the series; None: from its start.
+
+    The chain is a left fold, so its endpoints before a new read stay. V12 judges a local day by its intervals,
+    the one across midnight into the next day included, so the day before the read's can change too (its
+    spike, excluded, moves the chain from there). A gap is shaped between its two bounding reads, so the gap
+    that ends in the changed days is estimated again from the read before it. V17 judges whole local days.
+    """
+    zone, grid = context.zone, context.grid
+    since = local_midnight(local_date(changed_from, zone) - DAY, zone)
+    ats = [e.at for e in chain.endpoints]
+    before = bisect.bisect_left(ats, since)
+    if before == 0:
+        return None
+    opens = grid.next(grid.floor(chain.endpoints[before - 1].at))  # the first slot after the last read before
+    since = min(since, local_midnight(local_date(opens, zone), zone))
+    read = next((e for e in reversed(chain.endpoints[:bisect.bisect_left(ats, since)]) if e.value is not None),
+                None)
+    return None if read is None or since <= first_slot else _Reach(since, read)
+
+
+def _published_before(reach: _Reach, estimates: Mapping[datetime, Estimate],
+                      published: Sequence[PublishedPoint]) -> _Previous | None:
+    """The slot before ``reach.since`` a consumption is counted from, as published; None if it was not kept."""
+    at, position = reach.anchor.at, reach.anchor.position
+    estimated = [e for e in estimates.values() if at < e.at < reach.since]
+    if estimated:
+        last = max(estimated, key=lambda e: e.at)
+        at, position = last.at, last.position
+    index = bisect.bisect_left(published, at, key=lambda p: p.point.at)
+    if index == len(published) or published[index].point.at != at:
+        return None  # settled and pruned, or never published: derive the whole series
+    return _Previous(at, position, published[index].point)
 
 
 def _assemble(slots: list[datetime], values: Mapping[datetime, SlotValue], chain: Chain,
               estimates: Mapping[datetime, Estimate], spikes: frozenset[datetime], context: MeterContext,
-              timeline: RuleTimeline) -> list[SeriesPoint]:
+              timeline: RuleTimeline, previous: _Previous | None = None) -> list[SeriesPoint]:
     on_slots = {e.at: e for e in chain.endpoints if e.value is not None}
-    opening = [e for e in chain.endpoints if e.value is None and slots and e.at < slots[0]]
-    previous = _Previous(opening[-1].at, opening[-1].position, None) if opening else None
+    if previous is None:
+        opening = [e for e in chain.endpoints if e.value is None and slots and e.at < slots[0]]
+        previous = _Previous(opening[-1].at, opening[-1].position, None) if opening else None
     points = []
     for slot in slots:
         failed = ((Check.NEGATIVE,) if slot in chain.misreads else ()) + ((Check.SPIKE,) if slot in spikes else ())

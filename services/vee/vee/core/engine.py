@@ -9,6 +9,7 @@ vee.core.events) and persists the state with them in one transaction.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -84,7 +85,12 @@ def apply_readings(state: MeterSeries, context: MeterContext, rules: RuleSet, re
             after = after.with_read(read)
     heard = max([now, *(r.received_at for r in fresh.values() if r.received_at)])
     after = after.model_copy(update={"last_heard_at": max(heard, state.last_heard_at or heard)})
-    outcome = _rederive(after, context, rules, now) if after.reads != state.reads else Outcome(after)
+    if after.reads == state.reads:
+        outcome = Outcome(after)
+    else:
+        added = {r.source_event_id for r in after.reads} - {r.source_event_id for r in state.reads}
+        slots = [context.grid.nearest(r.measured_at) for r in after.reads if r.source_event_id in added]
+        outcome = _rederive(after, context, rules, now, changed_from=min(slots))
     silence = check_silence(outcome.state, context, rules, now)
     return replace(outcome, state=silence.state, alarms=(*outcome.alarms, *silence.alarms), rejected=tuple(rejected))
 
@@ -169,18 +175,33 @@ def prune(state: MeterSeries, context: MeterContext, rules: RuleSet, before: dat
         "reads": reads, "edits": tuple(e for e in state.edits if e.measured_at >= keep_from),
         "published": tuple(p for p in state.published if p.point.at >= settled),
         "episodes": tuple(e for e in state.episodes if e.ended_at is None or e.ended_at >= keep_from),
-        "settled_before": settled})
+        # Derived from fewer reads, the first kept slots may come out otherwise: the next derivation is whole.
+        "settled_before": settled, "derived_with": None})
 
 
 def _subject(context: MeterContext) -> Subject:
     return Subject(context.tenant_id, AlarmSubject.METER, context.series_id)
 
 
+def fingerprint(context: MeterContext, rules: RuleSet) -> str:
+    """What a series was derived with: a registry change or a new rule version makes it differ."""
+    digest = hashlib.blake2b(context.model_dump_json().encode(), digest_size=16)
+    digest.update(rules.model_dump_json().encode())
+    return digest.hexdigest()
+
+
 def _rederive(after: MeterSeries, context: MeterContext, rules: RuleSet, now: datetime,
-              derivation: Derivation | None = None) -> Outcome:
-    """Derive the series again, publish what changed, report changed buckets and reconcile alarms."""
+              derivation: Derivation | None = None, changed_from: datetime | None = None) -> Outcome:
+    """Derive the series again, publish what changed, report changed buckets and reconcile alarms.
+
+    ``changed_from``: only reads placed from that slot on were added. The published points then stand for
+    the earlier slots, if the series was last derived with the same context and rules.
+    """
     timeline = rules.timeline(context.groups)
-    derivation = derivation or derive_series(after, context, rules)
+    derived_with = fingerprint(context, rules)
+    if after.derived_with != derived_with:
+        changed_from = None
+    derivation = derivation or derive_series(after, context, rules, changed_from)
     before_view = tuple(p.point for p in after.published)
     reconciled = reconcile_points(after.published, derivation.points, context.tenant_id, context.series_id,
                                   timeline, after.settled_before)
@@ -192,5 +213,6 @@ def _rederive(after: MeterSeries, context: MeterContext, rules: RuleSet, now: da
     conditions = series_conditions(view, hourly, daily, context, timeline)
     episodes, alarms = reconcile_episodes(after.episodes, conditions, EpisodeOrigin.SERIES, _subject(context),
                                           view[-1].at if view else now)
-    state = after.model_copy(update={"published": reconciled.view, "episodes": episodes})
+    state = after.model_copy(update={"published": reconciled.view, "episodes": episodes,
+                                     "derived_with": derived_with})
     return Outcome(state, reconciled.published, tuple(alarms), changes, revised=reconciled.revised)

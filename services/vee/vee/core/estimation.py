@@ -10,6 +10,7 @@ Estimates are provisional: the next derivation with more reads replaces them.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -151,11 +152,13 @@ def fill_open(last: Endpoint, slots: Sequence[datetime], like: LikeDays, history
 
 
 def estimate_gaps(chain: Chain, until: datetime | None, context: MeterContext,
-                  parameters: ParametersAt) -> dict[datetime, Estimate]:
-    """Estimates for every empty slot between endpoints, and after the last one up to ``until``."""
+                  parameters: ParametersAt, since: datetime | None = None) -> dict[datetime, Estimate]:
+    """Estimates for every empty slot between endpoints, and after the last one up to ``until``; given
+    ``since``, only in the gaps that end after it."""
     grid, like = context.grid, LikeDays(chain, context)
     estimates: dict[datetime, Estimate] = {}
-    for before, after in pairwise(chain.endpoints):
+    first = 0 if since is None else bisect.bisect_right(chain.endpoints, since, key=lambda e: e.at) - 1
+    for before, after in pairwise(chain.endpoints[max(first, 0):]):
         slots = [s for s in grid.slots(grid.next(grid.floor(before.at)), after.at) if s < after.at]
         rules = parameters(before.at)
         if slots and after.at - before.at <= rules.max_estimated_gap:

@@ -206,6 +206,9 @@ class MeterSeries(Stored):
     last_heard_at: AwareDatetime | None = None
     last_status_at: AwareDatetime | None = None
     settled_before: AwareDatetime | None = None  # slots before this are final (see engine.prune)
+    # The context and rules the published points were last derived with (engine.fingerprint); None: a whole
+    # derivation is due. While they stay the same, a new read re-derives only the days it can reach.
+    derived_with: str | None = None
 
     def knows(self, read: RawRead) -> bool:
         """True when this read (by its event id) was applied already: redelivery changes nothing."""
