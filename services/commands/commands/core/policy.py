@@ -8,13 +8,13 @@ cut-off 18:00-08:00, at weekends and on holidays" holds a depletion on Friday 23
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
-from typing import Self
+from enum import Enum, StrEnum
+from typing import Any, Self
 from zoneinfo import ZoneInfo
 
 from amiflow_schemas.events.commands import CommandKind, ScheduleHold
 from amiflow_schemas.primitives import Identifier, Text, Utility
-from pydantic import model_validator
+from pydantic import field_serializer, model_validator
 
 from commands.core.model import Configuration
 
@@ -39,12 +39,22 @@ def weekday_of(day: date) -> Weekday:
     return _WEEKDAYS[day.weekday()]
 
 
+def in_order(members: frozenset[Any]) -> list[Any]:
+    """A set's members in a fixed order (enums as declared, dates by date) for JSON: iterating a frozenset
+    follows string hashing, which differs from process to process, and the same policy must read the same."""
+    return sorted(members, key=lambda m: list(type(m)).index(m) if isinstance(m, Enum) else m)
+
+
 class QuietWindow(Configuration):
     """Local hours with no cut-off, starting on the given weekdays; an end at or before the start is the next day."""
 
     start: time
     end: time
     weekdays: frozenset[Weekday] = frozenset(Weekday)
+
+    @field_serializer("weekdays", when_used="json")
+    def _weekdays_in_order(self, weekdays: frozenset[Weekday]) -> list[Weekday]:
+        return in_order(weekdays)
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
@@ -77,6 +87,10 @@ class CutOffPolicy(Configuration):
     close_on_move_out: bool = True
     relay_restore: CommandKind = CommandKind.RELAY_CLOSE_ALLOWED  # or relay_close_direct
     command_ttl: timedelta = timedelta(days=2)  # from the send time to expiry
+
+    @field_serializer("cut_utilities", "quiet_weekdays", "holidays", "working_days", when_used="json")
+    def _sets_in_order(self, members: frozenset[Any]) -> list[Any]:
+        return in_order(members)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -281,3 +282,17 @@ def test_a_payment_after_a_trip_the_read_back_showed_had_no_effect_restores_noth
 
     assert desk.commands[trip.command_id].state is CommandState.CANCELLED
     assert decision.requests == () and (desk.electric.device_id, "already restored") in decision.skipped
+
+
+def test_a_policy_reads_the_same_however_its_sets_were_built() -> None:
+    # Iterating a frozenset of strings follows string hashing, which changes from process to process: an undo
+    # that put a policy back could read back with its utilities in another order than before.
+    written = {CutOffPolicy(policy_id="default", cut_utilities=frozenset(order),
+                            holidays=frozenset({date(2026, 5, 1), date(2026, 1, 1)}),
+                            quiet_windows=(QuietWindow(start=time(22), end=time(6), weekdays=frozenset(
+                                {Weekday.SUN, Weekday.MON})),)).model_dump_json()
+               for order in itertools.permutations(Utility)}
+    assert len(written) == 1
+    [text] = written
+    assert '"cut_utilities":["water","gas","heat","electricity"]' in text
+    assert '"holidays":["2026-01-01","2026-05-01"]' in text and '"weekdays":["mon","sun"]' in text
