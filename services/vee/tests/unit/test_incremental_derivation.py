@@ -144,3 +144,20 @@ def test_a_late_read_re_estimates_its_gap_even_when_the_gap_began_days_earlier(
     corrected = sorted(f.point.at for f in late.points)
     # The whole gap on both sides of the late read, and the read closing it (its consumption starts at 79).
     assert corrected == [T0 + k * HOUR for k in range(10, 81)]
+
+
+def test_a_new_revision_of_the_derivation_derives_every_series_whole_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    meter = make_meter(HOUR)
+    for i in range(72):
+        meter.read(T0 + i * HOUR, Decimal(100) + Decimal("0.5") * i)
+    monkeypatch.setattr(engine, "DERIVATION_REVISION", engine.DERIVATION_REVISION + 1)
+    derived: list[Derivation] = []
+
+    def watched(state: MeterSeries, context: Any, rules: RuleSet, changed_from: datetime | None = None) -> Derivation:
+        derived.append(derive_series(state, context, rules, changed_from))
+        return derived[-1]
+
+    monkeypatch.setattr(engine, "derive_series", watched)
+    meter.read(T0 + 72 * HOUR, Decimal(136))
+    meter.read(T0 + 73 * HOUR, Decimal("136.5"))
+    assert [d.since is None for d in derived] == [True, False]

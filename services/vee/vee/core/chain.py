@@ -38,11 +38,12 @@ class Endpoint:
     value: SlotValue | None  # None: an installation or removal anchor, not a slot
     movement: Movement | None  # None: the first endpoint of a device
     reverse: Decimal = Decimal(0)  # consumption units that ran back since the previous endpoint
+    # A valid read from the meter (not an edit, not an anchor). Kept, not computed: the like days, V12 and
+    # the usage history ask it of every endpoint, every derivation.
+    is_actual: bool = field(init=False)
 
-    @property
-    def is_actual(self) -> bool:
-        """A valid read from the meter (not an edit, not an anchor)."""
-        return self.value is not None and self.value.is_actual
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_actual", self.value is not None and self.value.is_actual)
 
     @property
     def outage(self) -> bool:

@@ -183,9 +183,16 @@ def _subject(context: MeterContext) -> Subject:
     return Subject(context.tenant_id, AlarmSubject.METER, context.series_id)
 
 
+# Raise it with any change to the core that derives a kept series otherwise: each series is then derived
+# whole once, so its published points before a new read are again what this code makes of them.
+DERIVATION_REVISION = 1
+
+
 def fingerprint(context: MeterContext, rules: RuleSet) -> str:
-    """What a series was derived with: a registry change or a new rule version makes it differ."""
-    digest = hashlib.blake2b(context.model_dump_json().encode(), digest_size=16)
+    """What a series was derived with: a registry change, a new rule version or a new derivation makes it
+    differ."""
+    digest = hashlib.blake2b(f"{DERIVATION_REVISION}".encode(), digest_size=16)
+    digest.update(context.model_dump_json().encode())
     digest.update(rules.model_dump_json().encode())
     return digest.hexdigest()
 

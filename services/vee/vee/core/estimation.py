@@ -22,7 +22,7 @@ from amiflow_schemas.events.readings import EstimationMethod
 
 from vee.core.chain import Chain, Endpoint, UsageHistory, days_between
 from vee.core.context import MeterContext
-from vee.core.grid import HOUR, seconds
+from vee.core.grid import DAY, HOUR, local_midnight, seconds
 from vee.core.registers import ESTIMATE_QUANTUM, open_ended_register, tidy
 from vee.core.rules import VeeParameters
 
@@ -43,26 +43,43 @@ class Estimate:
 
 
 class LikeDays:
-    """E5's reference: actual interval use of clean local days (no outage, estimate or gap) [IEE-HIST]."""
+    """E5's reference: actual interval use of clean local days (no outage, estimate or gap) [IEE-HIST].
+
+    A day is looked at only when a gap asks for it: a series read in order has no gap to shape, and a gap
+    asks for a few weeks back, so nothing walks the whole kept history.
+    """
 
     def __init__(self, chain: Chain, context: MeterContext) -> None:
         self._context, self._grid = context, context.grid
-        self._use: dict[tuple[date, time], Decimal] = {}
-        counts: dict[date, int] = {}
-        dirty: set[date] = set()
-        for before, after in pairwise(chain.endpoints):
+        self._endpoints = chain.endpoints
+        self._ats = [e.at for e in chain.endpoints]
+        self._days: dict[date, dict[time, Decimal] | None] = {}  # a clean day's use by local time; None: unclean
+
+    def _day(self, day: date) -> dict[time, Decimal] | None:
+        """The use of each interval that starts on ``day``, if the day is clean."""
+        if day in self._days:
+            return self._days[day]
+        zone = self._context.zone
+        # A day's endpoints by instant, a day wider on each side: the local date decides, as it always did.
+        first = bisect.bisect_left(self._ats, local_midnight(day, zone) - DAY)
+        last = bisect.bisect_left(self._ats, local_midnight(day + DAY, zone) + DAY)
+        use: dict[time, Decimal] = {}
+        count, dirty = 0, False
+        for before, after in pairwise(self._endpoints[first:last + 1]):
             if before.is_actual and after.is_actual and after.at == self._grid.next(before.at):
-                local = before.at.astimezone(context.zone)
-                self._use[local.date(), local.time()] = after.position - before.position
-                counts[local.date()] = counts.get(local.date(), 0) + 1
-                if before.outage or after.outage:
-                    dirty.add(local.date())
-        self._clean = {d for d, n in counts.items() if d not in dirty and n == self._grid.slots_per_day(d)}
+                local = before.at.astimezone(zone)
+                if local.date() != day:
+                    continue
+                use[local.time()] = after.position - before.position
+                count += 1
+                dirty = dirty or before.outage or after.outage
+        self._days[day] = use if not dirty and count == self._grid.slots_per_day(day) else None
+        return self._days[day]
 
     def _like(self, target: date, parameters: VeeParameters) -> list[date]:
         kind = self._context.day_kind(target)
         candidates = (target - timedelta(days=k) for k in range(1, parameters.like_day_lookback.days + 1))
-        found = [d for d in candidates if d in self._clean and self._context.day_kind(d) == kind]
+        found = [d for d in candidates if self._day(d) is not None and self._context.day_kind(d) == kind]
         return found[:parameters.like_days]
 
     def weights(self, intervals: Sequence[Interval], parameters: VeeParameters) -> list[Decimal] | None:
@@ -73,7 +90,7 @@ class LikeDays:
                 return None
             local = start.astimezone(self._context.zone)
             days = self._like(local.date(), parameters)
-            found = [self._use.get((d, local.time())) for d in days]
+            found = [(self._day(d) or {}).get(local.time()) for d in days]
             if len(days) < parameters.like_days or None in found:
                 return None
             weights.append(sum((f for f in found if f is not None), Decimal(0)) / len(found))

@@ -102,6 +102,8 @@ def _rank(value: SlotValue, read: RawRead) -> tuple[bool, timedelta, timedelta, 
 
 
 def _choose(candidates: Sequence[tuple[SlotValue, RawRead]]) -> SlotValue:
+    if len(candidates) == 1:  # nearly every slot: one read, nothing to choose or to flag
+        return candidates[0][0]
     best, _ = min(candidates, key=lambda c: _rank(*c))
     differing = any(not v.failed and v.register != best.register for v, _ in candidates)
     return replace(best, checks=(*best.checks, Check.CONFLICT)) if differing else best
