@@ -19,7 +19,7 @@ from vee.core.context import MeterContext, MeterDevice
 from vee.core.grid import seconds
 from vee.core.model import Check, ReadFlag
 from vee.core.placement import SlotValue
-from vee.core.registers import Movement, classify
+from vee.core.registers import Movement, Step, classify
 from vee.core.rules import VeeParameters
 
 ParametersAt = Callable[[datetime], VeeParameters]
@@ -37,13 +37,10 @@ class Endpoint:
     position: Decimal
     value: SlotValue | None  # None: an installation or removal anchor, not a slot
     movement: Movement | None  # None: the first endpoint of a device
+    # A valid read from the meter (not an edit, not an anchor): ``_actual(value)``. Kept, not computed: the like
+    # days, V12 and the usage history ask it of every endpoint, every derivation.
+    is_actual: bool
     reverse: Decimal = Decimal(0)  # consumption units that ran back since the previous endpoint
-    # A valid read from the meter (not an edit, not an anchor). Kept, not computed: the like days, V12 and
-    # the usage history ask it of every endpoint, every derivation.
-    is_actual: bool = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "is_actual", self.value is not None and self.value.is_actual)
 
     @property
     def outage(self) -> bool:
@@ -132,26 +129,31 @@ class _ChainBuilder:
         if last is None or last.device.meter_id != device.meter_id:
             # A device's first endpoint: its register starts a new scale, the position carries on.
             position = last.position if last else Decimal(0)
-            self.endpoints.append(Endpoint(at, device, register, register, position, value, None))
+            self.endpoints.append(Endpoint(at, device, register, register, position, value, None, _actual(value)))
             return
-        rules = self.parameters(at)
         wraps = _wraps(last)
-        # The typical use only judges a register that went down; most reads move forward.
-        went_down = register + wraps * (device.modulus or Decimal(0)) < last.effective
-        typical_use = _typical_use(self.history, last, at, rules) if went_down else None
-        step = classify(last.effective, wraps, register, device, typical_use, rules,
-                        value is not None and ReadFlag.REVERSE_FLOW in value.flags,
-                        manual=value is not None and value.edit is not None)
+        effective = register + wraps * (device.modulus or Decimal(0))
+        if effective >= last.effective:  # most reads move forward: nothing to judge (classify's first case)
+            step = Step(Movement.FORWARD, effective, wraps, Decimal(0))
+        else:
+            rules = self.parameters(at)
+            step = classify(last.effective, wraps, register, device, _typical_use(self.history, last, at, rules),
+                            rules, value is not None and ReadFlag.REVERSE_FLOW in value.flags,
+                            manual=value is not None and value.edit is not None)
         if step.movement is Movement.MISREAD and value is not None:
             self.misreads.add(at)
             return
         advance = max(Decimal(0), step.effective - last.high)
         endpoint = Endpoint(at, device, step.effective, max(last.high, step.effective),
-                            last.position + advance * device.multiplier, value, step.movement,
+                            last.position + advance * device.multiplier, value, step.movement, _actual(value),
                             step.dropped * device.multiplier)
         if last.is_actual and endpoint.is_actual and not (last.outage or endpoint.outage):
             self.history.add(last.at, at, endpoint.position - last.position)
         self.endpoints.append(endpoint)
+
+
+def _actual(value: SlotValue | None) -> bool:
+    return value is not None and value.is_actual
 
 
 def walk(values: Mapping[datetime, SlotValue], excluded: frozenset[datetime], context: MeterContext,
