@@ -22,6 +22,7 @@ from amiflow_runtime.db import lock_for_transaction, lock_many_for_transaction
 from amiflow_runtime.outbox import stage
 from amiflow_runtime.pipeline import BatchHandler, BatchScope, Handler
 from amiflow_runtime.schedule import poll_offset
+from amiflow_runtime.telemetry import consume_span, trace_headers
 from amiflow_schemas import Envelope, EventPayload, decode_event, encode_event, new_envelope
 from amiflow_schemas.events.alarms import AlarmCleared, AlarmRaised
 from amiflow_schemas.events.devices import DeviceStatusReported
@@ -375,18 +376,29 @@ async def _unknown_meter(session: AsyncSession, cause: Envelope[Any], received: 
     log.warning("reading of unknown meter %s held until the registry names it", received.meter_id)
     await series_db.record_failure(session, cause.tenant_id, received, str(cause.event_id), UNKNOWN_METER, now)
     await series_db.hold_unplaced(session, cause.tenant_id, received.meter_id, str(cause.event_id),
-                                  encode_event(cause), now)
+                                  encode_event(cause), now, trace_headers())
     return []
 
 
 async def place_held_reads(session: AsyncSession, tenant_id: str, meter_id: str, clock: Clock,
                            zones: Zones) -> list[Envelope[Any]]:
-    """Validate the readings held while the meter was unknown, now that the registry named it."""
-    held = [decode_event(raw) for raw in await series_db.take_unplaced(session, tenant_id, meter_id)]
+    """Validate the readings held while the meter was unknown, now that the registry named it.
+
+    Each in the trace it arrived in: its events are staged here, inside a span continuing that trace, so a
+    reading stays one trace from the DTU to the balance even when it beat its meter's registration. Only what
+    was held without a trace is returned, to go out in the registry event's.
+    """
+    held = await series_db.take_unplaced(session, tenant_id, meter_id)
+    envelopes = [decode_event(h.envelope) for h in held]
     events: list[Envelope[Any]] = []
-    async with reading_scope(clock, zones)(session, held) as handle:
-        for envelope in held:
-            events += await handle(session, envelope)
+    async with reading_scope(clock, zones)(session, envelopes) as handle:
+        for kept, envelope in zip(held, envelopes, strict=True):
+            if not kept.trace:
+                events += await handle(session, envelope)
+                continue
+            with consume_span(f"vee.validation {envelope.event_type} (held)", kept.trace,
+                              **{"amiflow.event_id": str(envelope.event_id)}):
+                await stage(session, db.outbox, await handle(session, envelope), clock.now())
     return events
 
 

@@ -3,6 +3,7 @@ and the same series and aggregates whatever order the readings arrive in (both d
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -10,13 +11,14 @@ from typing import Any
 
 import pytest
 from amiflow_runtime.clock import FrozenClock
+from amiflow_runtime.telemetry import configure_tracing, tracer
 from amiflow_runtime.testing import asgi_client
-from amiflow_schemas import new_envelope
+from amiflow_schemas import decode_event, new_envelope
 from amiflow_schemas.events.readings import ReadingReceived
 from amiflow_schemas.events.registry import MeterDefined, ReadSchedule, ScheduleKind
 from amiflow_schemas.examples import example_payloads
 from sqlalchemy import select, update
-from vee.adapters import series_db
+from vee.adapters import db, series_db
 from vee.config import VeeSettings
 from vee.main import build_runtime
 from vee.registry_app import registry_handler
@@ -37,14 +39,19 @@ async def setup(database_url: str, meter_id: str) -> Any:
     runtime = build_runtime(VeeSettings(database_url=database_url), "test")
     runtime.clock = FrozenClock(START + timedelta(days=10))
     await runtime.migrate()
+    await setup_meter(runtime, meter_id)
+    return runtime
+
+
+async def setup_meter(runtime: Any, meter_id: str) -> list[Any]:
+    """The registry names a daily water meter; returns what the registry handler returned."""
     defined: MeterDefined = example_payloads()["MeterDefined"]
     meter = defined.meter.model_copy(update={"meter_id": meter_id, "schedule": DAILY, "replaces_meter_id": None,
                                              "installed_at": None, "installation_reading": None,
                                              "dial_count": 6})
     event = defined.model_copy(update={"meter": meter, "device_key": f"t/meter/{meter_id}"})
     async with runtime.sessions() as session, session.begin():
-        await registry_handler(runtime.clock, ZONES)(session, _envelope(event, meter_id))
-    return runtime
+        return list(await registry_handler(runtime.clock, ZONES)(session, _envelope(event, meter_id)))
 
 
 def _envelope(payload: Any, key: str) -> Any:
@@ -251,5 +258,30 @@ async def test_held_readings_are_validated_together_once_the_meter_is_known(data
         assert [e.causation_id for e in readings] == [arrived[e.payload.measured_at] for e in readings]
         async with runtime.sessions() as session:
             assert (await session.execute(select(table))).first() is None  # nothing is held any more
+    finally:
+        await runtime.engine.dispose()
+
+
+async def test_a_held_reading_is_validated_in_the_trace_it_arrived_in(database_url: str) -> None:
+    # One trace per reading, even for one that beat its meter's registration: its ReadingValidated goes out
+    # with the trace context of the span it arrived in, not with the registry event's.
+    configure_tracing("vee-tests", otlp_endpoint=None)  # recording spans (once per process; a no-op after)
+    runtime = build_runtime(VeeSettings(database_url=database_url), "test")
+    await runtime.migrate()
+    try:
+        early = reading("WM-EARLY", 0, "7")
+        with tracer().start_as_current_span("vee.validation ReadingReceived") as arrival:
+            assert await feed(runtime, [early]) == []  # held
+        with tracer().start_as_current_span("vee.registry MeterDefined") as registry:
+            placed = await setup_meter(runtime, "WM-EARLY")
+        assert placed == []  # staged in the reading's own trace, not returned into the registry event's
+        async with runtime.sessions() as session:
+            rows = (await session.execute(select(db.outbox.c.message_value, db.outbox.c.headers))).all()
+        validated = [(decode_event(r.message_value), dict(json.loads(r.headers))) for r in rows]
+        [(event, headers)] = [(e, h) for e, h in validated if e.event_type == "ReadingValidated"]
+        assert event.causation_id == early.event_id
+        trace_id = headers["traceparent"].split("-")[1]
+        assert trace_id == format(arrival.get_span_context().trace_id, "032x")
+        assert trace_id != format(registry.get_span_context().trace_id, "032x")
     finally:
         await runtime.engine.dispose()

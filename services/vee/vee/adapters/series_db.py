@@ -181,26 +181,38 @@ unplaced_reads = Table(
     # The order the broker delivered them in (the meter is locked while one is held), so they are
     # validated in that order: received_at alone can tie within a batch.
     Column("arrival", Integer, nullable=False, server_default="0"),
+    # The trace context the reading arrived in, as Kafka headers (JSON [[name, value], …]); null when none
+    # was current, or held before it was kept: such a reading is validated in the registry event's trace.
+    Column("trace", Text, nullable=True),
 )
 
 
+@dataclass(frozen=True)
+class HeldReading:
+    """A reading held while its meter was unknown, and the trace it arrived in."""
+
+    envelope: bytes
+    trace: list[tuple[str, bytes]]
+
+
 async def hold_unplaced(session: AsyncSession, tenant_id: str, meter_id: str, event_id: str, raw: bytes,
-                        now: datetime) -> None:
+                        now: datetime, trace: Sequence[tuple[str, bytes]] = ()) -> None:
     key = and_(unplaced_reads.c.tenant_id == tenant_id, unplaced_reads.c.meter_id == meter_id)
     last = (await session.execute(select(func.max(unplaced_reads.c.arrival)).where(key))).scalar()
-    await session.execute(insert(unplaced_reads).values(tenant_id=tenant_id, meter_id=meter_id, event_id=event_id,
-                                                        envelope=raw.decode(), received_at=now,
-                                                        arrival=(last or 0) + 1))
+    await session.execute(insert(unplaced_reads).values(
+        tenant_id=tenant_id, meter_id=meter_id, event_id=event_id, envelope=raw.decode(), received_at=now,
+        arrival=(last or 0) + 1, trace=json.dumps([[k, v.decode()] for k, v in trace]) if trace else None))
 
 
-async def take_unplaced(session: AsyncSession, tenant_id: str, meter_id: str) -> list[bytes]:
+async def take_unplaced(session: AsyncSession, tenant_id: str, meter_id: str) -> list[HeldReading]:
     """The held readings of a meter that has just become known; they are removed as they are taken."""
     key = and_(unplaced_reads.c.tenant_id == tenant_id, unplaced_reads.c.meter_id == meter_id)
-    rows = (await session.execute(select(unplaced_reads.c.envelope).where(key).order_by(
+    rows = (await session.execute(select(unplaced_reads.c.envelope, unplaced_reads.c.trace).where(key).order_by(
         unplaced_reads.c.arrival, unplaced_reads.c.received_at))).all()
     if rows:
         await session.execute(delete(unplaced_reads).where(key))
-    return [r.envelope.encode() for r in rows]
+    return [HeldReading(r.envelope.encode(), [(k, v.encode()) for k, v in json.loads(r.trace or "[]")])
+            for r in rows]
 
 
 async def record_failure(session: AsyncSession, tenant_id: str, received: Any, event_id: str, check: str,
