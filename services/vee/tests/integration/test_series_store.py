@@ -20,6 +20,8 @@ from amiflow_schemas.examples import example_payloads
 from sqlalchemy import select, update
 from vee.adapters import db, series_db
 from vee.config import VeeSettings
+from vee.core import engine
+from vee.core.derive import derive_series
 from vee.main import build_runtime
 from vee.registry_app import registry_handler
 from vee.series_app import series_handler
@@ -283,5 +285,28 @@ async def test_a_held_reading_is_validated_in_the_trace_it_arrived_in(database_u
         trace_id = headers["traceparent"].split("-")[1]
         assert trace_id == format(arrival.get_span_context().trace_id, "032x")
         assert trace_id != format(registry.get_span_context().trace_id, "032x")
+    finally:
+        await runtime.engine.dispose()
+
+
+async def test_a_reading_in_order_is_derived_from_where_it_reaches_through_the_database(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The series' fingerprint survives the round trip through the state row, so a reading after a kept
+    # series re-derives only the days it reaches, not the whole series again.
+    derived: list[Any] = []
+
+    def watched(state: Any, context: Any, rules: Any, changed_from: Any = None) -> Any:
+        derived.append(derive_series(state, context, rules, changed_from))
+        return derived[-1]
+
+    monkeypatch.setattr(engine, "derive_series", watched)
+    runtime = await setup(database_url, "WM-TAIL")
+    try:
+        await feed(runtime, [reading("WM-TAIL", d, str(100 + d)) for d in range(6)])
+        async with runtime.sessions() as session:
+            kept = await series_db.load(session, "t", "WM-TAIL")
+        assert kept is not None and kept.derived_with is not None
+        assert [d.since is not None for d in derived] == [False, False, True, True, True, True]
+        assert [len(d.points) for d in derived[2:]] == [2, 2, 2, 2]  # the day before and the reading's own
     finally:
         await runtime.engine.dispose()
