@@ -89,7 +89,7 @@ def test_a_reading_derived_from_where_it_can_reach_gives_what_a_whole_derivation
     monkeypatch.setattr(engine, "derive_series", watched)
     rng = random.Random(seed)
     batch: list[RawRead] = []
-    for at, shown, now in _stream(seed, zone, interval, max(120, min(480, 5 * timedelta(days=1) // interval)), wild):
+    for at, shown, now in _stream(seed, zone, interval, max(120, min(288, 5 * timedelta(days=1) // interval)), wild):
         batch.append(raw(at, shown, received_at=now))
         if rng.random() < 0.7:  # sometimes a few readings come in one batch
             _both(meter, batch, now, monkeypatch)
