@@ -410,10 +410,16 @@ class Run:
     async def _sustainable(self, capacity: float) -> dict[str, Any]:
         rate = max(50.0, capacity * 0.9)
         tries = []
-        for _ in range(4):
+        for attempt in range(4):
             processes = {**self.running.processes(), **self.env.processes(), "bench": psutil.Process()}
             cpu_before = _cpu(processes)
             charged_before = self.tracker.counts["charged"]
+            # The last window is sampled (the earlier ones' verdicts stay unperturbed): where the time goes
+            # when readings come at a steady rate, each consumed batch holding a few of them.
+            profiler = Profiler(self.running.processes(), self.profile_dir / "window") \
+                if self.profile_dir and attempt == 3 else None
+            if profiler:
+                profiler.start(seconds=self.size.window_s)
             began = await self._offer(rate, self.size.window_s)
             elapsed = time.time() - began
             cpu_after = _cpu(processes)
@@ -428,7 +434,7 @@ class Run:
             stages = {stage: round(self.tracker.rate(stage, began, window_end), 1)
                       for stage in ("received", "validated", "charged")}
             tries.append({"rate_per_s": round(rate), "backlog_growth": growth, "sustained": held,
-                          "stage_rates_per_s": stages})
+                          "stage_rates_per_s": stages, **({"profile": profiler.finish()} if profiler else {})})
             if held:
                 readings = rate * elapsed
                 per_process = {name: round((cpu_after[name] - cpu_before[name]) / readings * 1e6, 1)
