@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from amiflow_runtime.config import ServiceSettings
-from amiflow_runtime.kafka import ensure_topics
-from amiflow_runtime.localkafka import LocalKafka, free_port
-from amiflow_runtime.testing import create_database, stop_platform, wait_until_ready
+from amiflow_runtime.localkafka import free_port
+from amiflow_runtime.testing import create_database, started_kafka, stop_platform, wait_until_ready
 
 from .otlp import OtlpReceiver
 
@@ -52,15 +50,8 @@ def own_broker(tmp_path: Path) -> Iterator[str]:
     own way, and VEE derives a batch's readings of a series together (an alarm episode starts where the
     merged readings show it; a slot read in the same batch is never estimated first), so what came out
     would be a mix of two workers, and one worker's loss could hide behind the other's output."""
-    from amiflow_schemas.topics import TOPICS
-
-    broker = LocalKafka(home=tmp_path / "kafka", port=free_port(), log_level="WARN")
-    bootstrap = broker.start()
-    try:
-        asyncio.run(ensure_topics(ServiceSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap), TOPICS))
+    with started_kafka(tmp_path / "kafka", log_level="WARN") as bootstrap:
         yield bootstrap
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="session")

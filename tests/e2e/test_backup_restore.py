@@ -29,9 +29,7 @@ from amiflow_runtime.backup_topics import TopicSettings
 from amiflow_runtime.config import ServiceSettings
 from amiflow_runtime.db import upgrade
 from amiflow_runtime.kafka import ensure_topics
-from amiflow_runtime.localkafka import LocalKafka, free_port
-from amiflow_runtime.testing import create_database
-from amiflow_schemas.topics import TOPICS
+from amiflow_runtime.testing import create_database, started_kafka
 from sqlalchemy.engine import make_url
 
 pytestmark = pytest.mark.e2e
@@ -48,13 +46,8 @@ Record = tuple[bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...],
 @pytest.fixture(scope="module")
 def target_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A second, empty broker: the "new cluster" a backup is restored into, its topics created by the registry."""
-    broker = LocalKafka(home=tmp_path_factory.mktemp("restore-kafka"), port=free_port())
-    bootstrap = broker.start()
-    try:
-        asyncio.run(ensure_topics(ServiceSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap), TOPICS))
+    with started_kafka(tmp_path_factory.mktemp("restore-kafka")) as bootstrap:
         yield bootstrap
-    finally:
-        broker.stop()
 
 
 def _migrations(service: str) -> Path:

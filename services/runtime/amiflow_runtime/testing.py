@@ -30,25 +30,34 @@ from amiflow_runtime.localkafka import LocalKafka, free_port
 from amiflow_runtime.localpg import LocalPostgres
 
 
+@contextlib.contextmanager
+def started_kafka(home: Path, log_level: str = "INFO") -> Iterator[str]:
+    """A broker of its own, in ``home``, with the registry's topics; stopped on leaving. Yields its address."""
+    broker = LocalKafka(home=home, port=free_port(), log_level=log_level)
+    bootstrap = broker.start()
+    try:
+        yield with_topics(bootstrap)
+    finally:
+        broker.stop()
+
+
+def with_topics(bootstrap: str) -> str:
+    """Create the registry's topics on a broker (those it has already are left as they are)."""
+    from amiflow_schemas.topics import TOPICS
+
+    asyncio.run(ensure_topics(ServiceSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap), TOPICS))
+    return bootstrap
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Kafka broker with the registry's topics; started for the session unless one is given."""
-    from amiflow_schemas.topics import TOPICS
-
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    broker = None
     if external:
-        bootstrap = external
-    else:
-        broker = LocalKafka(home=tmp_path_factory.mktemp("kafka"), port=free_port())
-        bootstrap = broker.start()
-    try:
-        settings = ServiceSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap)
-        asyncio.run(ensure_topics(settings, TOPICS))
+        yield with_topics(external)
+        return
+    with started_kafka(tmp_path_factory.mktemp("kafka")) as bootstrap:
         yield bootstrap
-    finally:
-        if broker is not None:
-            broker.stop()
 
 
 @pytest.fixture(scope="session")

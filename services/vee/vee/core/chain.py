@@ -19,7 +19,7 @@ from vee.core.context import MeterContext, MeterDevice
 from vee.core.grid import seconds
 from vee.core.model import Check, ReadFlag
 from vee.core.placement import SlotValue
-from vee.core.registers import Movement, Step, classify
+from vee.core.registers import Movement, classify, forward
 from vee.core.rules import VeeParameters
 
 ParametersAt = Callable[[datetime], VeeParameters]
@@ -132,10 +132,8 @@ class _ChainBuilder:
             self.endpoints.append(Endpoint(at, device, register, register, position, value, None, _actual(value)))
             return
         wraps = _wraps(last)
-        effective = register + wraps * (device.modulus or Decimal(0))
-        if effective >= last.effective:  # most reads move forward: nothing to judge (classify's first case)
-            step = Step(Movement.FORWARD, effective, wraps, Decimal(0))
-        else:
+        step = forward(last.effective, wraps, register, device)  # most reads: no rules, no typical use
+        if step is None:
             rules = self.parameters(at)
             step = classify(last.effective, wraps, register, device, _typical_use(self.history, last, at, rules),
                             rules, value is not None and ReadFlag.REVERSE_FLOW in value.flags,

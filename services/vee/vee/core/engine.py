@@ -74,7 +74,7 @@ def apply_readings(state: MeterSeries, context: MeterContext, rules: RuleSet, re
     if not fresh:
         return Outcome(state)  # a redelivery changes nothing
     timeline = rules.timeline(context.groups)
-    rejected, after = [], state
+    rejected, after, slots = [], state, []  # slots: where the reads kept were placed
     for read in fresh.values():
         placed = place_read(read, context, timeline.parameters)
         if isinstance(placed, Rejection):  # V4 terminates: the read fits no device of this series
@@ -83,14 +83,10 @@ def apply_readings(state: MeterSeries, context: MeterContext, rules: RuleSet, re
             rejected.append(ReadRejected(read.source_event_id, read.measured_at, (Check.SETTLED,)))
         else:
             after = after.with_read(read)
+            slots.append(placed.at)
     heard = max([now, *(r.received_at for r in fresh.values() if r.received_at)])
     after = after.model_copy(update={"last_heard_at": max(heard, state.last_heard_at or heard)})
-    if after.reads == state.reads:
-        outcome = Outcome(after)
-    else:
-        added = {r.source_event_id for r in after.reads} - {r.source_event_id for r in state.reads}
-        slots = [context.grid.nearest(r.measured_at) for r in after.reads if r.source_event_id in added]
-        outcome = _rederive(after, context, rules, now, changed_from=min(slots))
+    outcome = _rederive(after, context, rules, now, changed_from=min(slots)) if slots else Outcome(after)
     silence = check_silence(outcome.state, context, rules, now)
     return replace(outcome, state=silence.state, alarms=(*outcome.alarms, *silence.alarms), rejected=tuple(rejected))
 

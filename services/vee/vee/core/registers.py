@@ -71,6 +71,13 @@ def reverse_flow_plausible(dropped: Decimal, device: MeterDevice, typical_use: D
     return dropped * device.multiplier <= parameters.backflow_max_use_factor * typical_use
 
 
+def forward(last_effective: Decimal, wraps: int, register: Decimal, device: MeterDevice) -> Step | None:
+    """The step of a register that did not go down, None when it did (then only ``classify`` can tell what
+    happened). Most reads move forward, and this needs neither the rules nor the typical use."""
+    effective = register + wraps * (device.modulus or Decimal(0))
+    return Step(Movement.FORWARD, effective, wraps, Decimal(0)) if effective >= last_effective else None
+
+
 def classify(last_effective: Decimal, wraps: int, register: Decimal, device: MeterDevice,
              typical_use: Decimal | None, parameters: VeeParameters, device_saw_reverse: bool,
              manual: bool = False) -> Step:
@@ -78,10 +85,11 @@ def classify(last_effective: Decimal, wraps: int, register: Decimal, device: Met
 
     A manual value that goes down is never taken for reverse flow: the operator meant the register.
     """
+    step = forward(last_effective, wraps, register, device)
+    if step is not None:
+        return step
     modulus = device.modulus or Decimal(0)
     effective = register + wraps * modulus
-    if effective >= last_effective:
-        return Step(Movement.FORWARD, effective, wraps, Decimal(0))
     previous = last_effective - wraps * modulus
     if rollover_plausible(previous, register, device, typical_use, parameters):
         return Step(Movement.ROLLOVER, effective + modulus, wraps + 1, Decimal(0))
